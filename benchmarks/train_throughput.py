@@ -6,13 +6,15 @@ learning rate and batch size, for the same number of optimizer steps, each in it
 that configuration's alone.
 
 * ``baseline``: HF ``Trainer`` + peft, padded dynamic batches with an attention mask, the model's own loss, fp32.
-* ``fintune``: :class:`fintune.train.callbacks.FintuneTrainer`: packed rows, answer-only logits, bf16 autocast when
-  the CPU has it (recipe ``bf16: auto``).
-* ``lora32`` / ``qlora``: fintune's loop with fp32 LoRA vs 4-bit NF4 QLoRA (both without bf16 autocast, so the
+* ``fintune``: :class:`fintune.train.callbacks.FintuneTrainer` as the shipped CPU recipes run it: packed rows,
+  answer-only logits, float32 weights with ``fp32_matmul_precision: auto`` (float32 matmuls on the CPU's bf16 units
+  with float32 accumulation and outputs; see ``fintune/train/precision.py``).
+* ``autocast``: the same loop with bf16 autocast (``bf16: true``) and the LoRA sum kept in float32.
+* ``lora32`` / ``qlora``: fintune's loop in exact float32 with fp32 LoRA vs 4-bit NF4 QLoRA (same arithmetic, so the
   only difference is the base weights' storage).
 
 Useful tokens = non-pad tokens of the examples (the same count in every configuration). MFU = tokens/s x 4N /
-the fp32 (or bf16 when autocast is on) matmul rate measured in the same process, N = non-embedding parameters
+the matmul rate of the same arithmetic (fp32, fp32 at bf16 precision, or bf16) measured in the same process, N = non-embedding parameters
 (frozen base: forward 2N + input-gradient backward 2N per token; LoRA's own FLOPs are left out).
 
 Usage: ``python benchmarks/train_throughput.py [--quick] [--steps N] [--batch B]``. The model comes from
@@ -33,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-CONFIGS = ("baseline", "fintune", "lora32", "qlora")
+CONFIGS = ("baseline", "fintune", "autocast", "lora32", "qlora")
 
 
 def _examples(n: int, tokenizer: object, max_len: int) -> list[dict[str, list[int]]]:
@@ -76,12 +78,14 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
     from fintune.recipe import Recipe
     from fintune.train.callbacks import FintuneTrainer
     from fintune.train.collate import PackingCollator, PaddingCollator
+    from fintune.train.precision import fp32_matmul_precision, keep_lora_sum_fp32
     from fintune.train.sft import _ListDataset, use_bf16
 
     recipe = Recipe(model_name_or_path="smollm2-135m", method="qlora" if config == "qlora" else "lora",
                     lora_r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", dtype="float32",
                     bnb_4bit_compute_dtype="float32", max_seq_length=256,
-                    bf16="auto" if config == "fintune" else False, seed=42)
+                    bf16=config == "autocast", fp32_matmul_precision="auto" if config == "fintune" else "ieee",
+                    seed=42)
     path = resolve_model("smollm2-135m")
     set_seed(42)
     model, tok = load_model_and_tokenizer(path, dtype="float32", method=recipe.method, recipe=recipe)
@@ -89,6 +93,8 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
     n_body = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
     model = attach_lora(model, recipe)
     bf16 = use_bf16(recipe)
+    if bf16:
+        keep_lora_sum_fp32(model)
     args = TrainingArguments(output_dir=f"/tmp/fintune-bench-{config}", per_device_train_batch_size=batch,
                              learning_rate=2e-4, max_steps=steps, logging_steps=1, save_strategy="no",
                              report_to="none", seed=42, data_seed=42, bf16=bf16, use_cpu=True,
@@ -99,18 +105,21 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
     else:
         trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(rows),
                                  data_collator=PackingCollator(tok.pad_token_id, recipe.max_seq_length))
-    t = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - t
+    with fp32_matmul_precision(recipe.fp32_matmul_precision) as precision:
+        t = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - t
+        rate = _matmul_flops("bfloat16" if bf16 else "float32")
     useful = sum(len(r["input_ids"]) for r in rows)
-    rate = _matmul_flops("bfloat16" if bf16 else "float32")
     tps = useful / seconds
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"config": config, "steps": steps, "batch": batch, "seconds": seconds, "useful_tokens": useful,
-            "tokens_per_s": tps, "peak_rss_mb": peak_rss_mb, "bf16": bf16, "n_body_params": n_body,
+            "tokens_per_s": tps, "peak_rss_mb": peak_rss_mb, "bf16": bf16, "matmul": precision,
+            "n_body_params": n_body,
             "matmul_flops": rate, "mfu": tps * 4 * n_body / rate,
             "weights_mb": model.get_memory_footprint() / 2**20,
             "final_loss": trainer.state.log_history[-2].get("loss", float("nan")),
+            "losses": [round(r["loss"], 4) for r in trainer.state.log_history if "loss" in r],
             "torch_threads": torch.get_num_threads()}
 
 
@@ -138,18 +147,21 @@ def main() -> int:
             return 1
         results[config] = json.loads(line[7:])
         print(f"done {config}: {results[config]['seconds']:.1f}s", file=sys.stderr, flush=True)
-    print(f"{'config':<10}{'tok/s':>10}{'peak RSS MB':>13}{'weights MB':>12}{'bf16':>6}{'MFU':>8}{'loss':>8}")
+    print(f"{'config':<10}{'tok/s':>10}{'peak RSS MB':>13}{'weights MB':>12}{'bf16':>6}{'matmul':>8}{'MFU':>8}"
+          "  losses per step")
     for r in results.values():
         print(f"{r['config']:<10}{r['tokens_per_s']:>10.1f}{r['peak_rss_mb']:>13.0f}{r['weights_mb']:>12.0f}"
-              f"{r['bf16']!s:>6}{r['mfu']:>8.1%}{r['final_loss']:>8.3f}")
-    b, f, lo, q = (results[c] for c in CONFIGS)
+              f"{r['bf16']!s:>6}{r['matmul']:>8}{r['mfu']:>8.1%}  {r['losses']}")
+    b, f, ac, lo, q = (results[c] for c in CONFIGS)
     summary = {
         "tokens_per_s_ratio": f["tokens_per_s"] / b["tokens_per_s"],
         "peak_rss_ratio": f["peak_rss_mb"] / b["peak_rss_mb"],
         "qlora_memory_ratio": q["peak_rss_mb"] / lo["peak_rss_mb"],
         "qlora_weights_ratio": q["weights_mb"] / lo["weights_mb"],
         "qlora_tokens_per_s_ratio": q["tokens_per_s"] / lo["tokens_per_s"],
-        "mfu": f["mfu"], "baseline_mfu": b["mfu"], "steps": steps, "batch": batch,
+        "autocast_tokens_per_s_ratio": ac["tokens_per_s"] / b["tokens_per_s"],
+        "final_loss": {c: results[c]["final_loss"] for c in CONFIGS},
+        "mfu": f["mfu"], "baseline_mfu": b["mfu"], "lora32_mfu": lo["mfu"], "steps": steps, "batch": batch,
         "useful_tokens": f["useful_tokens"],
     }
     print(json.dumps(summary))

@@ -149,6 +149,7 @@ class Recipe(_Strict):
     group_by_length: bool = False
     gradient_checkpointing: bool = False
     bf16: bool | Literal["auto"] = "auto"
+    fp32_matmul_precision: Literal["auto", "ieee", "bf16", "tf32"] = "ieee"
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, ge=1)
     save_steps: int | None = Field(None, ge=1)

@@ -34,12 +34,15 @@ def test_packed_and_unpacked_losses_agree(tiny_dirs: dict[str, Path], arch: str)
 
     model = AutoModelForCausalLM.from_pretrained(tiny_dirs[arch], attn_implementation="sdpa")
     rows = encoded_rows(AutoTokenizer.from_pretrained(tiny_dirs[arch]), n=6)
-    packed = PackingCollator(pad_token_id=3, max_seq_length=128)(rows)
+    packed = PackingCollator(pad_token_id=3, max_seq_length=128, pad_to_multiple_of=1)(rows)
+    rounded = PackingCollator(pad_token_id=3, max_seq_length=128)(rows)  # default: width rounded up to 64
     padded = PaddingCollator(pad_token_id=3)(rows)
+    assert rounded["input_ids"].shape[1] % 64 == 0 and packed["input_ids"].shape[1] % 64 != 0
     assert packed["input_ids"].numel() < padded["input_ids"].numel()  # fewer tokens computed
     assert (packed["labels"] != IGNORE).sum() == (padded["labels"] != IGNORE).sum()
     reference = model(**padded).loss  # transformers' own loss on the plain padded batch
     assert answer_only_loss(model, packed).item() == pytest.approx(reference.item(), rel=1e-5)
+    assert answer_only_loss(model, rounded).item() == pytest.approx(reference.item(), rel=1e-5)
     assert answer_only_loss(model, padded).item() == pytest.approx(reference.item(), rel=1e-5)
     # packing must isolate examples: a corrupted neighbour cannot change another example's loss
     one = PackingCollator(3, 128)([rows[0], rows[1]])
@@ -199,3 +202,38 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_dirs: dict[str, Path], 
     assert len(reference) == 8 and len(resumed) == 8  # the history of the killed steps comes from the checkpoint
     assert resumed[-1] == pytest.approx(reference[-1], rel=1e-5)
     assert resumed == pytest.approx(reference, rel=1e-5)
+
+
+def test_bf16_autocast_run_hooks_lora_sum_and_records_precision(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
+    from peft.tuners.lora import LoraLayer
+
+    recipe = tiny_recipe(tiny_dirs["llama"], max_steps=2, save_steps=2, bf16=True, fp32_matmul_precision="auto")
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    model, tokenizer, lineage = prepare_model(recipe)
+    summary = run_training(recipe, model, tokenizer, encoded_rows(tokenizer), None, tmp_path / "run", False,
+                           "train", dict(lineage))
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    assert layers and all(m.get_base_layer()._forward_hooks for m in layers)  # base output kept float32
+    assert summary["bf16"] is True and summary["fp32_matmul_precision"] in ("ieee", "bf16", "tf32")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["training"]["fp32_matmul_precision"] == summary["fp32_matmul_precision"]
+    assert torch.backends.mkldnn.matmul.fp32_precision == before  # the setting does not leak out of the run
+
+
+def test_group_by_length_uses_the_length_grouped_sampler(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from fintune.train.callbacks import FintuneTrainer
+    from fintune.train.sft import _ListDataset, build_training_arguments
+
+    recipe = tiny_recipe(tiny_dirs["llama"], packing=False, group_by_length=True)
+    model, tokenizer, _ = prepare_model(recipe)
+    args = build_training_arguments(recipe, tmp_path, has_eval=False)
+    trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(encoded_rows(tokenizer)),
+                             data_collator=PaddingCollator(tokenizer.pad_token_id))
+    assert isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
+    recipe = tiny_recipe(tiny_dirs["llama"], packing=False)
+    args = build_training_arguments(recipe, tmp_path, has_eval=False)
+    trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(encoded_rows(tokenizer)),
+                             data_collator=PaddingCollator(tokenizer.pad_token_id))
+    assert not isinstance(trainer._get_train_sampler(), LengthGroupedSampler)

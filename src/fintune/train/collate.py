@@ -37,17 +37,25 @@ def pack_rows(lengths: Sequence[int], max_len: int) -> list[list[int]]:
     return [sorted(r) for r in rows]
 
 
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 class PackingCollator:
     """Pack a batch of ``{"input_ids", "labels"}`` into rows with restarting ``position_ids`` (no attention mask).
 
     Args:
         pad_token_id: id used to fill the tail of rows shorter than the longest row.
         max_seq_length: the longest a packed row may be (each example must already fit).
+        pad_to_multiple_of: round the row width up to this. Few distinct shapes keep oneDNN / cuBLAS from building
+            (and caching) a new kernel for every batch: with bf16 matmul precision on CPU, unrounded widths grew
+            the process by GBs and ran slower (measured in ``tests/train`` and BENCHMARKS.md).
     """
 
-    def __init__(self, pad_token_id: int, max_seq_length: int) -> None:
+    def __init__(self, pad_token_id: int, max_seq_length: int, pad_to_multiple_of: int = 64) -> None:
         self.pad_token_id = pad_token_id
         self.max_seq_length = max_seq_length
+        self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         """Collate a list of tokenized examples into a packed batch of tensors."""
@@ -55,7 +63,7 @@ class PackingCollator:
 
         lengths = [len(f["input_ids"]) for f in features]
         rows = pack_rows(lengths, self.max_seq_length)
-        width = max(sum(lengths[i] for i in row) for row in rows)
+        width = _round_up(max(sum(lengths[i] for i in row) for row in rows), self.pad_to_multiple_of)
         ids, labels, positions = [], [], []
         for row in rows:
             r_ids: list[int] = []
@@ -76,16 +84,18 @@ class PackingCollator:
 
 
 class PaddingCollator:
-    """The plain baseline: right-pad every example of the batch to the longest one, with an attention mask."""
+    """Right-pad every example of the batch to the longest one (rounded up to ``pad_to_multiple_of``), with an
+    attention mask. With the default ``pad_to_multiple_of=1`` this is the plain baseline of the benchmarks."""
 
-    def __init__(self, pad_token_id: int) -> None:
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 1) -> None:
         self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         """Collate a list of tokenized examples into a padded batch of tensors."""
         import torch
 
-        width = max(len(f["input_ids"]) for f in features)
+        width = _round_up(max(len(f["input_ids"]) for f in features), self.pad_to_multiple_of)
         ids, labels, mask = [], [], []
         for f in features:
             pad = width - len(f["input_ids"])

@@ -103,7 +103,17 @@ def build_training_arguments(recipe: Recipe, out: Path, has_eval: bool) -> Any:
         gradient_checkpointing=recipe.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if recipe.gradient_checkpointing else None,
         remove_unused_columns=False, dataloader_num_workers=0,
+        # padded batches of similar lengths when packing is off (transformers 5 name of group_by_length)
+        train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
     )
+
+
+def _has_fp32_base(model: Any) -> bool:
+    """True when the frozen base weights are float32 (bf16 autocast then needs the LoRA sum kept in float32)."""
+    import torch
+
+    frozen = [p.dtype for p in model.parameters() if not p.requires_grad and p.is_floating_point()]
+    return bool(frozen) and frozen[0] == torch.float32
 
 
 class _ListDataset:
@@ -153,6 +163,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         write_metrics_jsonl,
     )
     from fintune.train.collate import PackingCollator, PaddingCollator
+    from fintune.train.precision import fp32_matmul_precision, keep_lora_sum_fp32
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,14 +177,17 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     line = trainable_parameters_line(model)
     print(line, flush=True)
     collator = collator or (PackingCollator(tokenizer.pad_token_id, recipe.max_seq_length) if recipe.packing
-                else PaddingCollator(tokenizer.pad_token_id))
+                else PaddingCollator(tokenizer.pad_token_id, pad_to_multiple_of=64))
     args = build_training_arguments(recipe, out, has_eval=bool(eval_rows))
+    if args.bf16 and _has_fp32_base(model):
+        keep_lora_sum_fp32(model)
     metrics_path = out / "metrics.jsonl"
     trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(train_rows),
                              eval_dataset=_ListDataset(eval_rows) if eval_rows else None, data_collator=collator,
                              callbacks=[MetricsJsonlCallback(metrics_path), *(callbacks or [])])
     try:
-        result = trainer.train(resume_from_checkpoint=last if resume and last else None)
+        with fp32_matmul_precision(recipe.fp32_matmul_precision) as matmul_precision:
+            result = trainer.train(resume_from_checkpoint=last if resume and last else None)
     except (MemoryError, RuntimeError) as exc:
         if not isinstance(exc, MemoryError) and "out of memory" not in str(exc).lower():
             raise
@@ -191,7 +205,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         "final_logged_loss": losses[-1] if losses else None,
         "best_model_checkpoint": trainer.state.best_model_checkpoint, "best_metric": trainer.state.best_metric,
         "trainable_params": trainable, "all_params": total, "trainable_line": line,
-        "bf16": bool(args.bf16), "train_examples": len(train_rows), "eval_examples": len(eval_rows or []),
+        "bf16": bool(args.bf16), "fp32_matmul_precision": matmul_precision, "train_examples": len(train_rows), "eval_examples": len(eval_rows or []),
     }
     write_manifest(out, stage, recipe=recipe_to_dict(recipe), seed=recipe.seed, training=summary, **manifest_extra)
     return {**summary, "history": history}
