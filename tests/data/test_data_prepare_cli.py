@@ -239,3 +239,32 @@ data:
     assert {r["source"] for r in read_prepared(out)["test"]} == {"csv", "finner"}
     with pytest.raises(FintuneError, match=r"data.sources\[1\].format 'label' does not fit"):
         prepare_data(load_recipe(recipe, ["data.sources.1.format=label"]), tmp_path / "o2")
+
+
+
+def _train_matches(report: dict) -> set[str]:
+    return {m["matches"] for key, v in report["across"].items() if key.endswith("_vs_train") for m in v["samples"]}
+
+
+def test_leakage_report_describes_the_truncated_train_split(tmp_path):
+    csv = _write_csv(tmp_path / "d.csv")
+    lines = csv.read_text(encoding="utf-8").splitlines()  # 10 exact copies of texts, so some leak across splits
+    lines += [f"dup{i},\"Company {i} reports results, item {i} {'x' * (i % 7)}\",neutral,2021-01-01,abc"
+              for i in range(30, 40)]
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    recipe = _recipe(tmp_path, f"""
+data:
+  task: sentiment
+  sources:
+    - {{name: csv, path: {csv}, id_column: id, date_column: day, ticker_column: sym}}
+  split: {{method: random, test_size: 0.4, seed: 1}}
+  template: chatml
+""")
+    full, small = tmp_path / "full", tmp_path / "small"
+    assert main(["data", str(recipe), "--out", str(full)]) == 0
+    assert main(["data", str(recipe), "--out", str(small), "--set", "data.max_train_examples=3"]) == 0
+    train_ids = {r["id"] for r in read_prepared(small)["train"]}
+    assert len(train_ids) == 3
+    assert _train_matches(json.loads((full / "leakage.json").read_text())) - train_ids  # leaks outside the 3 rows
+    # ...are not reported for the truncated set: every leak it names is into a train row that was written
+    assert _train_matches(json.loads((small / "leakage.json").read_text())) <= train_ids

@@ -220,12 +220,7 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
     with _captured_warnings() as warnings:
         examples, split_of, sources = load_recipe_examples(recipe)
     splits = split_examples(examples, data.split, split_of)
-    report = leakage_report(splits, data.near_duplicate_threshold)
-    dropped = {name: 0 for name in SPLITS}
-    if data.drop_leaked:
-        kept = drop_leaked(splits, report)
-        dropped = {name: len(splits[name]) - len(kept[name]) for name in SPLITS}
-        splits = kept
+    # truncate first, so the leakage report describes the rows that are really written
     truncated = {name: 0 for name in SPLITS}
     limits = {"train": data.max_train_examples, "validation": data.max_eval_examples,
               "test": data.max_eval_examples}
@@ -233,6 +228,12 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
         if limit is not None and len(splits[name]) > limit:
             truncated[name] = len(splits[name]) - limit
             splits[name] = splits[name][:limit]
+    report = leakage_report(splits, data.near_duplicate_threshold)
+    dropped = {name: 0 for name in SPLITS}
+    if data.drop_leaked:
+        kept = drop_leaked(splits, report)
+        dropped = {name: len(splits[name]) - len(kept[name]) for name in SPLITS}
+        splits = kept
     rendered = {name: render_rows(splits[name], recipe, tokenizer, desc=f"render {name}") for name in SPLITS}
 
     hashes = hash_paths([s["path"] for s in sources if s["path"] and Path(s["path"]).exists()])
