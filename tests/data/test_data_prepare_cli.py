@@ -32,13 +32,14 @@ def _recipe(tmp_path: Path, body: str, model: str = "/nonexistent-model") -> Pat
     return path
 
 
-def _tiny_recipe(tmp_path: Path, csv: Path, extra: str = "") -> Path:
+def _tiny_recipe(tmp_path: Path, csv: Path, extra: str = "",
+                 split: str = "{method: chronological, test_size: 0.25, val_size: 0.2}") -> Path:
     return _recipe(tmp_path, f"""
 data:
   task: sentiment
   sources:
     - {{name: csv, path: {csv}, id_column: id, date_column: day, ticker_column: sym}}
-  split: {{method: chronological, test_size: 0.25, val_size: 0.2}}
+  split: {split}
   template: chatml
 {extra}""")
 
@@ -252,14 +253,7 @@ def test_leakage_report_describes_the_truncated_train_split(tmp_path):
     lines += [f"dup{i},\"Company {i} reports results, item {i} {'x' * (i % 7)}\",neutral,2021-01-01,abc"
               for i in range(30, 40)]
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    recipe = _recipe(tmp_path, f"""
-data:
-  task: sentiment
-  sources:
-    - {{name: csv, path: {csv}, id_column: id, date_column: day, ticker_column: sym}}
-  split: {{method: random, test_size: 0.4, seed: 1}}
-  template: chatml
-""")
+    recipe = _tiny_recipe(tmp_path, csv, split="{method: random, test_size: 0.4, seed: 1}")
     full, small = tmp_path / "full", tmp_path / "small"
     assert main(["data", str(recipe), "--out", str(full)]) == 0
     assert main(["data", str(recipe), "--out", str(small), "--set", "data.max_train_examples=3"]) == 0

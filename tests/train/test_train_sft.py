@@ -237,3 +237,25 @@ def test_group_by_length_uses_the_length_grouped_sampler(tiny_dirs: dict[str, Pa
     trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(encoded_rows(tokenizer)),
                              data_collator=PaddingCollator(tokenizer.pad_token_id))
     assert not isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
+
+
+def test_report_to_tensorboard_writes_events(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")  # in the dev extra, so CI runs it
+    recipe = tiny_recipe(tiny_dirs["llama"], max_steps=2, save_steps=2, report_to="tensorboard")
+    model, tokenizer, lineage = prepare_model(recipe)
+    run_training(recipe, model, tokenizer, encoded_rows(tokenizer), None, tmp_path / "run", False, "train",
+                 dict(lineage))
+    events = list((tmp_path / "run").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_missing_tracking_backend_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    from fintune.train.sft import build_training_arguments
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    recipe = tiny_recipe(tmp_path, report_to=["wandb"])
+    with pytest.raises(FintuneError, match="report_to.*wandb is not installed"):
+        build_training_arguments(recipe, tmp_path, has_eval=False)

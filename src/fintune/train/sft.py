@@ -71,6 +71,20 @@ def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_seq_length: int,
     return out
 
 
+TRACKING_MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
+
+
+def check_tracking_backends(backends: list[str]) -> None:
+    """Each ``report_to`` backend must be importable: a one-line error naming the extra to install, not a traceback
+    from inside Trainer after the model has loaded."""
+    import importlib.util
+
+    for name in backends:
+        if not any(importlib.util.find_spec(m) for m in TRACKING_MODULES[name]):
+            raise FintuneError(f"recipe key 'report_to': {name} is not installed",
+                               f"pip install 'fintune[track]' (or {TRACKING_MODULES[name][0]}), or report_to: none")
+
+
 def build_training_arguments(recipe: Recipe, out: Path, has_eval: bool) -> Any:
     """``TrainingArguments`` from the recipe (HF names map 1:1; checkpoints go to ``RUN/checkpoints``)."""
     import torch
@@ -83,7 +97,9 @@ def build_training_arguments(recipe: Recipe, out: Path, has_eval: bool) -> Any:
         raise FintuneError(f"recipe: save_steps={save_steps} must be a multiple of eval_steps={eval_steps} "
                            "to keep the best checkpoint")
     report = recipe.report_to if isinstance(recipe.report_to, list) else [recipe.report_to]
-    report = [r for r in report if r != "none"] or "none"
+    report = [r for r in report if r != "none"]
+    check_tracking_backends(report)
+    report = report or "none"
     return TrainingArguments(
         output_dir=str(out / CHECKPOINTS),
         per_device_train_batch_size=recipe.per_device_train_batch_size,
