@@ -20,7 +20,7 @@ from fintune.errors import FintuneError
 
 # Pipeline order; a verb is listed only once its module exists.
 VERBS = (
-    "recipes", "data", "synth", "augment", "models", "plan", "pretrain", "train", "merge", "eval", "compare",
+    "recipes", "collect", "data", "synth", "augment", "models", "plan", "pretrain", "train", "merge", "eval", "compare",
     "sweep", "backtest", "analyze", "serve", "report", "demo",
 )
 

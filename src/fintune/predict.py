@@ -338,7 +338,7 @@ def label_prompts(row: dict[str, Any], labels: Sequence[str], fmt: str, template
     from fintune.prompts.templates import render_messages
 
     where = f"example '{row.get('id')}'"
-    if fmt not in SCORABLE_FORMATS:
+    if fmt not in SCORABLE_FORMATS and fmt != "forecaster":
         raise FintuneError(f"score mode cannot score the '{fmt}' format (its answers are free text)",
                            "use --mode generate")
     base = _without_answer(row.get("messages") or [])
@@ -351,7 +351,10 @@ def label_prompts(row: dict[str, Any], labels: Sequence[str], fmt: str, template
     prompt: str | None = None
     conts = []
     for label in labels:
-        answer = answer_text(label, fmt, {} if fmt == "structured" else extra)
+        if fmt == "forecaster":
+            answer = forecast_label_answer(row, label)
+        else:
+            answer = answer_text(label, fmt, {} if fmt == "structured" else extra)
         p, c = render_messages([*base, {"role": "assistant", "content": answer}], template, tokenizer)
         if prompt is None:
             prompt = p
@@ -360,6 +363,30 @@ def label_prompts(row: dict[str, Any], labels: Sequence[str], fmt: str, template
                                "score mode needs the prompt to end before the answer")
         conts.append(answer + "\n" if continues else c)
     return str(prompt), conts
+
+
+def forecast_label_answer(row: dict[str, Any], label: str) -> str:
+    """The label-only forecaster answer score mode ranks: ``[Prediction & Analysis]:\nPrediction: Up by 2-3%``.
+
+    It is the builder's label-only target (``fintune.data.forecaster.answer_for_label``) for every bin, so the
+    gold bin gets no help from the row's own answer. Rows trained with written sections (a teacher's positive
+    developments / concerns / analysis before or after the prediction) cannot be ranked on the label alone.
+    """
+    from fintune.prompts.parse import bin_to_text, parse_forecast
+
+    gold = (row.get("extra") or {}).get("answer")
+    parsed = parse_forecast(gold) if isinstance(gold, str) else None
+    if parsed and any(parsed.get(k) for k in ("positive_developments", "potential_concerns", "analysis")):
+        raise FintuneError(f"example '{row.get('id')}': its forecaster answer has written sections, so score mode "
+                           "cannot rank the label alone", "use --mode generate")
+    return f"[Prediction & Analysis]:\nPrediction: {bin_to_text(label).capitalize()}"
+
+
+def signal_asof(row: dict[str, Any]) -> str | None:
+    """When a prediction's information ends: a forecaster row's latest prompt item (``items_latest_date``, the
+    close before the predicted week), so a backtest trades it at the predicted week's first open; else None."""
+    value = (row.get("extra") or {}).get("items_latest_date")
+    return str(value) if value else None
 
 
 def generation_prompt(row: dict[str, Any], template: str, tokenizer: Any = None) -> str:
@@ -403,18 +430,32 @@ def parse_generated(text: str, fmt: str, labels: Sequence[str] | None) -> dict[s
 def predictions_from_scores(rows: Sequence[dict[str, Any]], labels: Sequence[str], logprobs: Any,
                             temperature: float = 1.0, model_name: str = "") -> list[Any]:
     """Score-mode Predictions: softmax over the labels' sequence log-probs (divided by ``temperature``)."""
+    from fintune.labels import FORECAST_BINS
     from fintune.records import Prediction
 
     probs = softmax_rows(logprobs, temperature)
+    bins = bool(labels) and all(lab in FORECAST_BINS for lab in labels)
+    if bins:
+        from fintune.prompts.parse import bin_midpoint
+
+        mids = [bin_midpoint(lab) for lab in labels]
     preds = []
     for row, lp, pr in zip(rows, logprobs, probs, strict=True):
         best = int(pr.argmax())
+        extra: dict[str, Any] = {"label_logprobs": {lab: float(v) for lab, v in zip(labels, lp, strict=True)},
+                                 "temperature": temperature, **({"model": model_name} if model_name else {})}
+        move = None
+        if bins:  # forecaster bins: the argmax bin's midpoint, plus the probability-weighted move and p(up)
+            move = mids[best]
+            extra["expected_move_mean"] = float(sum(p * m for p, m in zip(pr, mids, strict=True)))
+            extra["p_up"] = float(sum(p for p, lab in zip(pr, labels, strict=True) if lab.startswith("U")))
+        asof = signal_asof(row)
+        if asof:
+            extra["asof"] = asof
         preds.append(Prediction(
             id=str(row["id"]), label=labels[best], probabilities={lab: float(p) for lab, p in zip(labels, pr, strict=True)},
-            confidence=float(pr[best]), ticker=row.get("ticker"), date=row.get("date"),
-            gold=row.get("label") or None,
-            extra={"label_logprobs": {lab: float(v) for lab, v in zip(labels, lp, strict=True)}, "temperature": temperature,
-                   **({"model": model_name} if model_name else {})},
+            confidence=float(pr[best]), ticker=row.get("ticker"), date=row.get("date"), expected_move=move,
+            gold=row.get("label") or None, extra=extra,
         ))
     return preds
 
@@ -442,6 +483,9 @@ def predictions_from_generations(rows: Sequence[dict[str, Any]], texts: Sequence
                                  if k not in _NOT_SECTIONS and isinstance(v, str)}
         if model_name:
             extra["model"] = model_name
+        asof = signal_asof(row)
+        if asof:
+            extra["asof"] = asof
         label = str(parsed["label"]) if parsed else INVALID
         preds.append(Prediction(
             id=str(row["id"]), label=label, confidence=conf, ticker=row.get("ticker"), date=row.get("date"),

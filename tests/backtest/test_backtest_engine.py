@@ -235,3 +235,34 @@ def test_matches_backtesting_py_on_real_tickers(shared_data: Path):
     for t in ("AAPL", "PTR"):
         ref = bench.backtesting_py_equity(prices[prices.ticker == t], scores[t], 0.2, 3)
         np.testing.assert_allclose(sleeve[t].reindex(ref.index).to_numpy(), ref.to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_forecaster_prediction_trades_from_its_asof_close(tmp_path: Path):
+    # a weekly forecast for the week of Mon 12th, its prompt's information ending at the close of Fri 9th
+    days = pd.bdate_range("2015-01-05", "2015-01-23").strftime("%Y-%m-%d")
+    write_csv(tmp_path, "AAA", [(d, 100.0 + i, 100.0 + i) for i, d in enumerate(days)])
+    weekly = pred(0, "2015-01-12", label="U2", extra={"asof": "2015-01-09"})
+    res, _ = backtest(tmp_path, [weekly], holding_days=5)
+    assert res.trades.iloc[0].entry_date == pd.Timestamp("2015-01-12")  # the predicted week's first open
+    assert res.weights["AAA"].loc["2015-01-12":"2015-01-16"].tolist() == [1, 1, 1, 1, 1]
+    assert res.weights["AAA"].loc["2015-01-19":].abs().sum() == 0
+    res, _ = backtest(tmp_path, [pred(0, "2015-01-12", label="U2")], holding_days=5)
+    assert res.trades.iloc[0].entry_date == pd.Timestamp("2015-01-13")  # without asof: known at Monday's close
+    with pytest.raises(FintuneError, match="asof"):
+        backtest(tmp_path, [pred(0, "2015-01-12", label="U2", extra={"asof": "2015-01-13"})])
+
+
+def test_demean_makes_a_one_sided_model_long_short(tmp_path: Path):
+    days = pd.bdate_range("2015-01-05", "2015-01-09").strftime("%Y-%m-%d")
+    for t in ("AAA", "BBB", "CCC"):
+        write_csv(tmp_path, t, [(d, 100.0, 100.0) for d in days])
+    # every score is bullish (0.6, 0.2, 0.4): plain long_short is long all three; demeaned: +0.2, -0.2, 0
+    preds = [pred(i, days[0], label="U1", ticker=t, probabilities={"U1": 0.5 + s / 2, "D1": 0.5 - s / 2})
+             for i, (t, s) in enumerate([("AAA", 0.6), ("BBB", 0.2), ("CCC", 0.4)])]
+    res, _ = backtest(tmp_path, preds, mode="long_short")
+    assert res.weights.iloc[1].to_dict() == pytest.approx({"AAA": 1 / 3, "BBB": 1 / 3, "CCC": 1 / 3})
+    res, _ = backtest(tmp_path, preds, mode="long_short", demean=True)
+    assert res.weights.iloc[1].to_dict() == pytest.approx({"AAA": 0.5, "BBB": -0.5, "CCC": 0.0})
+    # a ticker without a signal that day does not enter the mean
+    res, _ = backtest(tmp_path, preds[:2], mode="long_short", demean=True)
+    assert res.weights.iloc[1].to_dict() == pytest.approx({"AAA": 0.5, "BBB": -0.5, "CCC": 0.0})

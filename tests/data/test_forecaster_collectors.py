@@ -124,3 +124,22 @@ def test_errors_are_one_line(finnhub: str, tmp_path: Path) -> None:
                          requests_per_minute=0, max_retries=1, backoff_seconds=0.0)
     with pytest.raises(FintuneError, match="failed after 2 tries"):
         down.get("company-news", symbol="AAPL")
+
+
+def test_collect_verb_from_the_cli(finnhub: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    from fintune.cli import main
+    from fintune.commands.collect import DOW30, tickers_arg
+
+    assert len(DOW30) == 30 and tickers_arg("dow30") == list(DOW30) and tickers_arg(" aapl,msft ") == ["AAPL", "MSFT"]
+    monkeypatch.setenv("FINNHUB_API_KEY", "test-key")
+    monkeypatch.setenv("FINNHUB_BASE_URL", finnhub)
+    out = tmp_path / "dow"
+    rc = main(["collect", "--tickers", "AAPL", "--start", "2015-01-05", "--end", "2015-01-16", "--out", str(out),
+               "--cache-dir", str(tmp_path / "cache"), "--requests-per-minute", "0", "--no-prices"])
+    assert rc == 0 and "wrote" in capsys.readouterr().out
+    assert (out / "news.jsonl").exists() and json.loads((out / "manifest.json").read_text())["tickers"] == ["AAPL"]
+    assert "test-key" not in (out / "manifest.json").read_text()
+    monkeypatch.delenv("FINNHUB_API_KEY")
+    rc = main(["collect", "--tickers", "MSFT", "--start", "2015-01-05", "--end", "2015-01-09", "--out",
+               str(tmp_path / "nokey"), "--cache-dir", str(tmp_path / "cache2"), "--no-prices"])
+    assert rc != 0 and "FINNHUB_API_KEY" in capsys.readouterr().err

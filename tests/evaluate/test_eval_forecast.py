@@ -23,6 +23,8 @@ def test_forecast_metrics_hand_case():
     # vs actual moves where known and predicted: (2.5-1.2), (0.5+0.4)
     assert m["vs_actual_move"]["n"] == 2
     assert m["vs_actual_move"]["mse"] == pytest.approx((1.3 ** 2 + 0.9 ** 2) / 2)
+    zero = m["vs_actual_move"]["zero_forecast"]  # predicting 0% on the same two examples
+    assert zero["n"] == 2 and zero["mse"] == pytest.approx((1.2 ** 2 + 0.4 ** 2) / 2)
 
 
 def test_rouge_sections_penalise_missing_outputs():
@@ -43,3 +45,31 @@ def test_forecast_baselines():
     assert b["majority"]["bin"] == "D1" and b["majority"]["bin_accuracy"] == 0.25
     assert b["majority"]["direction_accuracy"] == 0.5
     assert forecast_baselines(gold, [], None)["momentum"]["direction_accuracy"] is None
+
+
+def test_bootstrap_rate_and_paired_difference():
+    from fintune.evaluate.forecast import bootstrap_rate, paired_difference
+
+    r = bootstrap_rate([True] * 60 + [False] * 40, samples=500, seed=1)
+    assert r["value"] == 0.6 and r["n"] == 100 and r["ci"][0] < 0.6 < r["ci"][1]
+    assert bootstrap_rate([True, False], samples=0)["ci"] is None and bootstrap_rate([])["value"] is None
+    same = paired_difference([True, False] * 20, [True, False] * 20, samples=200)
+    assert same["difference"] == 0.0 and same["ci"] == [0.0, 0.0] and same["p_not_better"] == 1.0
+    better = paired_difference([True] * 50, [False] * 50, samples=200)
+    assert better["difference"] == 1.0 and better["p_not_better"] == 0.0
+
+
+def test_direction_intervals_model_vs_baselines():
+    from fintune.evaluate.forecast import direction_intervals
+
+    gold = ["U1", "D2", "U3", "D1"]
+    pred = ["U2", "D1", "D1", "D5+"]  # directions right, right, wrong, right
+    prev = [1.0, None, -0.5, -2.0]  # momentum: up (right), -, down (wrong), down (right)
+    out = direction_intervals(gold, pred, prev, p_up=[0.6, 0.55, 0.4, 0.2], samples=100, seed=0)
+    assert out["model"]["value"] == 0.75 and out["always_up"]["value"] == 0.5
+    assert out["model_minus_always_up"]["difference"] == 0.25
+    assert out["momentum"] == {**out["momentum"], "n": 3, "value": pytest.approx(2 / 3)}
+    assert out["model_minus_momentum"]["n"] == 3  # paired on the rows that have a previous move
+    assert out["model_minus_momentum"]["difference"] == pytest.approx(0.0)
+    assert out["model_p_up"]["value"] == 0.5  # p_up >= 0.5 says up: right, wrong, wrong, right
+    assert "model_p_up" not in direction_intervals(gold, pred, None, None, samples=0)

@@ -113,3 +113,38 @@ def test_predictions_from_scores_probabilities_and_temperature():
     assert sum(p1.probabilities.values()) == pytest.approx(1.0)
     p2 = predictions_from_scores(rows, ["negative", "neutral", "positive"], lp, temperature=2.0)[0]
     assert p2.label == "neutral" and p2.confidence < p1.confidence
+
+
+def _forecast_row(answer: str) -> dict:
+    return {"id": "fc-AAA-2015-01-12", "ticker": "AAA", "date": "2015-01-12", "label": "U2",
+            "messages": [{"role": "user", "content": "From 2015-01-02 to 2015-01-09, AAA rose ... next week?"},
+                         {"role": "assistant", "content": answer}],
+            "extra": {"answer": answer, "items_latest_date": "2015-01-09", "next_week_return": 1.3}}
+
+
+def test_forecaster_score_mode_ranks_label_only_answers_without_the_gold_answer():
+    from fintune.errors import FintuneError
+    from fintune.labels import FORECAST_BINS
+    from fintune.predict import label_prompts, predictions_from_scores
+
+    gold = "[Prediction & Analysis]:\nPrediction: Up by 1-2%"
+    row = _forecast_row(gold)
+    prompt, conts = label_prompts(row, FORECAST_BINS, "forecaster", "chatml")
+    assert prompt.endswith("<|im_start|>assistant\n") and "Up by 1-2%" not in prompt
+    # every bin is written the way the builder writes its label-only target: the gold one gets no extra help
+    assert conts[FORECAST_BINS.index("U2")] == gold + "<|im_end|>\n"
+    assert conts[FORECAST_BINS.index("D5+")] == "[Prediction & Analysis]:\nPrediction: Down by more than 5%<|im_end|>\n"
+    assert label_prompts(_forecast_row(gold.replace("Up by 1-2%", "Down by 0-1%")), FORECAST_BINS, "forecaster",
+                         "chatml") == (prompt, conts)
+    with pytest.raises(FintuneError, match="generate"):  # teacher sections: the label alone is not the answer
+        label_prompts(_forecast_row("[Positive Developments]:\n1. sales\n\n" + gold + "\nAnalysis: ok"),
+                      FORECAST_BINS, "forecaster", "chatml")
+
+    lp = np.log([[0.05] * 6 + [0.1, 0.4, 0.1, 0.05, 0.0499, 0.0001]])
+    p = predictions_from_scores([row], FORECAST_BINS, lp)[0]
+    assert p.label == "U2" and p.expected_move == 1.5  # the argmax bin's midpoint, as in generate mode
+    assert p.extra["p_up"] == pytest.approx(0.7) and p.extra["asof"] == "2015-01-09"
+    mids = [-5.5, -4.5, -3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
+    assert p.extra["expected_move_mean"] == pytest.approx(float(np.dot(np.exp(lp[0]), mids)))
+    plain = predictions_from_scores([{"id": "x"}], ["negative", "neutral", "positive"], np.log([[0.2, 0.5, 0.3]]))[0]
+    assert plain.expected_move is None and "p_up" not in plain.extra and "asof" not in plain.extra

@@ -56,10 +56,16 @@ class BacktestResult:
 
 def positions_from_scores(scores: Any, cfg: StrategyConfig) -> Any:
     """Signed position units per (signal day, ticker) as a numpy array: NaN = no signal, 0 = flat signal,
-    else +-1 (``sizing="equal"``) or +-|score| (``"confidence"``)."""
+    else +-1 (``sizing="equal"``) or +-|score| (``"confidence"``). ``cfg.demean`` first subtracts each signal
+    day's mean over the tickers with a signal."""
     import numpy as np
 
     s = np.asarray(scores, dtype="float64")
+    if cfg.demean and s.ndim == 2:
+        has = ~np.isnan(s)
+        n = has.sum(axis=1, keepdims=True)
+        mean = np.where(n > 0, np.where(has, s, 0.0).sum(axis=1, keepdims=True) / np.maximum(n, 1), 0.0)
+        s = s - mean
     long = s > cfg.threshold
     short = (s < -cfg.threshold) if cfg.mode == "long_short" else np.zeros_like(long)
     mag = np.abs(s) if cfg.sizing == "confidence" else np.ones_like(s)
@@ -342,7 +348,7 @@ def parameter_sweep(scores: Any, panel: dict[str, Any] | PreparedPanel, configs:
     s = _aligned(scores, prep)
     rows, units_cache = [], {}
     for cfg in configs:
-        key = (cfg.mode, cfg.sizing, cfg.threshold)
+        key = (cfg.mode, cfg.sizing, cfg.threshold, cfg.demean)
         if key not in units_cache:  # configs differing only in holding/fill/costs share their position units
             units_cache[key] = positions_from_scores(s, cfg)
         r, _, _, turnover = simulate(s, prep, cfg, _window(s, prep, cfg, start, end), units_cache[key])

@@ -13,6 +13,10 @@ and after-close items roll forward). The engine trades a signal at the bar *afte
 are taken as known at that day's close. Naive timestamps are exchange-local; ones with an offset are converted to
 ``exchange_tz``.
 
+A prediction whose ``extra['asof']`` is set (a weekly forecaster prediction: the date its prompt's information
+ends, the close before the predicted week) is placed at that date instead of ``date`` (the predicted week's first
+day), so it trades at the predicted week's first open; ``asof`` after ``date`` is refused as look-ahead.
+
 Several items for one (ticker, signal day) aggregate to one score: ``mean`` (mean score) or ``count`` (net vote
 ``(n_bull - n_bear) / n``, so a day of 3 bullish and 1 neutral item scores 0.75 whatever their probabilities).
 """
@@ -44,6 +48,9 @@ class StrategyConfig:
             (trade at that bar's close, i.e. earn close-to-close returns from the following bar on).
         weighting: ``active`` (units divided by the number of open positions that bar, gross exposure <= 1) or
             ``universe`` (units divided by the number of tickers, a fixed 1/N sleeve each).
+        demean: subtract each signal day's cross-sectional mean score (over the tickers with a signal that day)
+            before the threshold, so a long_short book is long the above-average and short the below-average names
+            (market-neutral by count) even when a model's scores all lean one way.
         commission_bps / slippage_bps: costs in basis points of traded value (turnover), paid at each fill.
         exchange_tz / close_time: where and when the market closes, for after-close roll-forward.
     """
@@ -55,6 +62,7 @@ class StrategyConfig:
     aggregate: Literal["mean", "count"] = "mean"
     fill: Literal["next_open", "next_close"] = "next_open"
     weighting: Literal["active", "universe"] = "active"
+    demean: bool = False
     commission_bps: float = 0.0
     slippage_bps: float = 0.0
     exchange_tz: str = "America/New_York"
@@ -67,6 +75,7 @@ class StrategyConfig:
             (self.aggregate in ("mean", "count"), "aggregate", "mean or count"),
             (self.fill in ("next_open", "next_close"), "fill", "next_open or next_close"),
             (self.weighting in ("active", "universe"), "weighting", "active or universe"),
+            (isinstance(self.demean, bool), "demean", "true or false"),
             (isinstance(self.holding_days, int) and self.holding_days >= 1, "holding_days", "an integer >= 1"),
             (0.0 <= self.threshold < 1.0, "threshold", "a number in [0, 1)"),
             (self.commission_bps >= 0 and self.slippage_bps >= 0, "commission_bps/slippage_bps", ">= 0"),
@@ -100,6 +109,17 @@ def prediction_score(pred: Prediction) -> tuple[float | None, int]:
         score = c if BULLISH.match(pred.label) else -c if BEARISH.match(pred.label) else 0.0
     vote = 1 if BULLISH.match(pred.label) else -1 if BEARISH.match(pred.label) else 0
     return max(-1.0, min(1.0, score)), vote
+
+
+def signal_date(pred: Prediction) -> str:
+    """The date a prediction is known: ``extra['asof']`` when given (never after ``date``), else ``date``."""
+    asof = (pred.extra or {}).get("asof")
+    if not asof:
+        return str(pred.date)
+    if str(asof)[:10] > str(pred.date)[:10]:
+        raise FintuneError(f"prediction '{pred.id}': extra['asof'] {asof!r} is after its date {pred.date!r}",
+                           "asof is when the prediction's information ends; it cannot follow the predicted period")
+    return str(asof)
 
 
 def _signal_days(dates: list[str], ids: list[str], tickers: list[str], calendar: Any, cfg: StrategyConfig,
@@ -185,7 +205,7 @@ def predictions_to_scores(predictions: list[Prediction], calendar: Any, cfg: Str
             counts["invalid"] += 1
             continue
         rows_t.append(t)
-        rows_d.append(p.date)
+        rows_d.append(signal_date(p))
         rows_id.append(p.id)
         rows_s.append(score)
         rows_v.append(vote)

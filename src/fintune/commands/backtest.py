@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="several items on one ticker-day: mean score or net vote")
     p.add_argument("--fill", choices=["next_open", "next_close"], default="next_open")
     p.add_argument("--weighting", choices=["active", "universe"], default="active")
+    p.add_argument("--demean", action="store_true",
+                   help="subtract each signal day's cross-sectional mean score first (long above-average names, "
+                        "short below-average ones with --strategy long_short)")
     p.add_argument("--commission-bps", type=float, default=0.0)
     p.add_argument("--slippage-bps", type=float, default=0.0)
     p.add_argument("--benchmark", default=None, help="also compare with buy-and-hold of this ticker")
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise FintuneError("--bootstrap-samples must be >= 0")
     cfg = StrategyConfig(mode=args.strategy, sizing=args.sizing, threshold=args.threshold,
                          holding_days=args.holding_days, aggregate=args.aggregate, fill=args.fill,
-                         weighting=args.weighting, commission_bps=args.commission_bps,
+                         weighting=args.weighting, demean=args.demean, commission_bps=args.commission_bps,
                          slippage_bps=args.slippage_bps)
     tickers = [t for t in args.tickers.split(",") if t.strip()] if args.tickers else None
     metrics = run_backtest_to_dir(args.predictions, args.prices, args.out, cfg, benchmark_ticker=args.benchmark,

@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="--suite: datasets folder (default $FINTUNE_DATA or ../shared/data)")
     p.add_argument("--out", required=True, help="output directory (replaced atomically)")
     p.add_argument("--mode", choices=("score", "generate"), default=None,
-                   help="score: rank labels by log-probability (default for classification); generate: generate "
-                        "and parse strictly")
+                   help="score: rank labels by log-probability (default for classification; also ranks the 12 "
+                        "bins of label-only forecaster answers); generate: generate and parse strictly")
     p.add_argument("--baseline", choices=("majority", "tfidf", "zero-shot"), default=None,
                    help="evaluate a baseline instead: majority class, TF-IDF + logistic regression, or the base "
                         "model of RUN_OR_MODEL zero-shot with the same prompt")

@@ -199,7 +199,7 @@ def compute_metrics(preds: Sequence[Any], data: EvalData, split: str, mode: str,
         out.update(unlabelled_summary([p.label for p in preds]))
         return out
     if data.fmt == "forecaster":
-        out["forecast"] = _forecast(labelled, data)
+        out["forecast"] = _forecast(labelled, data, bootstrap_samples, seed)
         return out
     labels = list(data.labels or [])
     out["classification"] = classification_metrics([p.gold for p in labelled], [p.label for p in labelled],
@@ -225,8 +225,8 @@ def _calibration(preds: Sequence[Any], labels: list[str], calibration: dict[str,
     return {**calibration, "before": before, "after": after, "ece_before": before["ece"], "ece_after": after["ece"]}
 
 
-def _forecast(preds: Sequence[Any], data: EvalData) -> dict[str, Any]:
-    from fintune.evaluate.forecast import forecast_baselines, forecast_metrics
+def _forecast(preds: Sequence[Any], data: EvalData, bootstrap_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    from fintune.evaluate.forecast import direction_intervals, forecast_baselines, forecast_metrics
     from fintune.prompts.parse import parse_forecast
 
     by_id = {str(r["id"]): r for rows in data.splits.values() for r in rows or []}
@@ -245,6 +245,9 @@ def _forecast(preds: Sequence[Any], data: EvalData) -> dict[str, Any]:
     prev = [week_move.get((r.get("ticker"), e.get("prev_close_date"))) for r, e in zip(gold_rows, extras,
                                                                                       strict=True)]
     metrics["baselines"] = forecast_baselines([p.gold for p in preds], train_bins, prev)
+    p_up = [p.extra.get("p_up") for p in preds] if all("p_up" in p.extra for p in preds) else None
+    metrics["direction_ci"] = direction_intervals([p.gold for p in preds], [p.label for p in preds], prev, p_up,
+                                                  bootstrap_samples, seed)
     return metrics
 
 

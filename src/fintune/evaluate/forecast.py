@@ -89,10 +89,73 @@ def forecast_metrics(gold_bins: Sequence[str], pred_bins: Sequence[str],
     }
     if actual_moves is not None and any(m is not None for m in actual_moves):
         out["vs_actual_move"] = _errors(pred_moves, actual_moves)
+        # the naive reference on the same examples: forecast a 0% move every week
+        out["vs_actual_move"]["zero_forecast"] = _errors([None if p is None else 0.0 for p in pred_moves],
+                                                         actual_moves)
     else:
         out["vs_actual_move"] = {"n": 0, "mae": None, "mse": None, "note": "no actual moves (prices unknown)"}
     if pred_sections is not None and ref_sections is not None:
         out["rouge"] = rouge_by_section(pred_sections, ref_sections)
+    return out
+
+
+def bootstrap_rate(hits: Sequence[bool], samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Rate of ``hits`` with a percentile bootstrap 95% CI over examples (``ci`` is None when ``samples`` is 0)."""
+    import numpy as np
+
+    h = np.asarray(hits, dtype=np.float64)
+    if not len(h):
+        return {"n": 0, "value": None, "ci": None}
+    out: dict[str, Any] = {"n": len(h), "value": float(h.mean()), "ci": None}
+    if samples > 0:
+        rng = np.random.default_rng(seed)
+        means = h[rng.integers(0, len(h), size=(samples, len(h)))].mean(axis=1)
+        out["ci"] = [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+    return out
+
+
+def paired_difference(a: Sequence[bool], b: Sequence[bool], samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Mean of ``a - b`` (two hit lists on the same examples) with a paired bootstrap 95% CI and the share of
+    resamples where it is <= 0 (a one-sided bootstrap p-value for "a beats b")."""
+    import numpy as np
+
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if not len(d):
+        return {"n": 0, "difference": None, "ci": None, "p_not_better": None}
+    out: dict[str, Any] = {"n": len(d), "difference": float(d.mean()), "ci": None, "p_not_better": None}
+    if samples > 0:
+        rng = np.random.default_rng(seed)
+        means = d[rng.integers(0, len(d), size=(samples, len(d)))].mean(axis=1)
+        out["ci"] = [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+        out["p_not_better"] = float((means <= 0).mean())
+    return out
+
+
+def direction_intervals(gold_bins: Sequence[str], pred_bins: Sequence[str],
+                        previous_moves: Sequence[float | None] | None = None,
+                        p_up: Sequence[float | None] | None = None, samples: int = 1000,
+                        seed: int = 0) -> dict[str, Any]:
+    """Bootstrap CIs of direction accuracy for the model and the naive baselines, and the model's paired
+    differences against each (momentum only on the examples that have a previous move).
+
+    ``p_up`` (score mode: the summed probability of the up bins) adds the accuracy of predicting up when
+    ``p_up >= 0.5``, a second reading of the same scores.
+    """
+    gold_dir = [_direction(g) for g in gold_bins]
+    model = [_direction(p) == d for p, d in zip(pred_bins, gold_dir, strict=True)]
+    up = [d == "up" for d in gold_dir]
+    out: dict[str, Any] = {"model": bootstrap_rate(model, samples, seed),
+                           "always_up": bootstrap_rate(up, samples, seed),
+                           "model_minus_always_up": paired_difference(model, up, samples, seed)}
+    if previous_moves is not None:
+        keep = [i for i, m in enumerate(previous_moves) if m is not None]
+        mom = [("up" if previous_moves[i] >= 0 else "down") == gold_dir[i] for i in keep]  # type: ignore[operator]
+        out["momentum"] = bootstrap_rate(mom, samples, seed)
+        out["model_minus_momentum"] = paired_difference([model[i] for i in keep], mom, samples, seed)
+    if p_up is not None and all(p is not None for p in p_up):
+        by_p = [("up" if float(p) >= 0.5 else "down") == d for p, d in zip(p_up, gold_dir, strict=True)]  # type: ignore[arg-type]
+        out["model_p_up"] = bootstrap_rate(by_p, samples, seed)
+        out["model_p_up_minus_always_up"] = paired_difference(by_p, up, samples, seed)
     return out
 
 
