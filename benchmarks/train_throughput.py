@@ -80,9 +80,40 @@ BIG_SHAPE = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
                  rms_norm_eps=1e-5, rope_theta=130000.0)  # HuggingFaceTB/SmolLM2-1.7B-Instruct config.json
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
     with open("/proc/self/status") as f:
-        return next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) / 1024
+        return next(int(x.split()[1]) for x in f if x.startswith(field + ":")) / 1024
+
+
+def reset_peak_rss() -> None:
+    """Start a new ``VmHWM`` (peak RSS) window: after loading, so the training phase is measured on its own."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+class AnonPeak:
+    """Peak anonymous RSS (``RssAnon``), sampled every 10 ms in a thread.
+
+    ``ru_maxrss`` / ``VmHWM`` also count file-backed pages of memory-mapped checkpoints, which the kernel can drop
+    under pressure; anonymous memory is what the process really needs. Both are reported.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = _rss_mb("RssAnon")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, _rss_mb("RssAnon"))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, _rss_mb("RssAnon"))
 
 
 def make_big_model(out: Path) -> Path:
@@ -111,7 +142,7 @@ def big_worker(config: str, model_dir: str) -> dict[str, float]:
     from fintune.train.collate import PackingCollator
     from fintune.train.sft import _ListDataset
 
-    base_rss = _rss_mb()
+    base_rss, base_anon, anon = _rss_mb(), _rss_mb("RssAnon"), AnonPeak()
     method = "qlora" if config == "big_qlora" else "lora"
     recipe = Recipe(model_name_or_path=model_dir, method=method, lora_r=16, lora_alpha=32, lora_dropout=0.0,
                     target_modules="all-linear", dtype="float32", bnb_4bit_compute_dtype="float32",
@@ -119,13 +150,18 @@ def big_worker(config: str, model_dir: str) -> dict[str, float]:
     model, tok = load_model_and_tokenizer(model_dir, dtype="float32", method=method, recipe=recipe)
     model = attach_lora(model, recipe)
     rows = [{"input_ids": list(range(100, 164)), "labels": [-100] * 48 + list(range(148, 164))}] * 2
+    load_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reset_peak_rss()
     args = TrainingArguments(output_dir=f"/tmp/fintune-bench-{config}", per_device_train_batch_size=1,
                              learning_rate=2e-4, max_steps=2, logging_steps=1, save_strategy="no",
                              report_to="none", use_cpu=True, remove_unused_columns=False, disable_tqdm=True)
     FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(rows),
                    data_collator=PackingCollator(tok.pad_token_id, 64)).train()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    train_peak = _rss_mb("VmHWM")
+    peak = max(load_peak, train_peak)
     return {"config": config, "peak_rss_mb": peak, "rss_growth_mb": peak - base_rss,
+            "train_peak_rss_mb": train_peak, "load_peak_rss_mb": load_peak,
+            "peak_anon_mb": anon.stop(), "anon_growth_mb": anon.peak - base_anon,
             "weights_mb": model.get_memory_footprint() / 2**20}
 
 
@@ -147,7 +183,7 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
                     bf16=config == "autocast", fp32_matmul_precision="auto" if config == "fintune" else "ieee",
                     seed=42)
     path = resolve_model("smollm2-135m")
-    base_rss = _rss_mb()  # torch + transformers imported, no model yet
+    base_rss, base_anon, anon = _rss_mb(), _rss_mb("RssAnon"), AnonPeak()  # torch imported, no model yet
     set_seed(42)
     model, tok = load_model_and_tokenizer(path, dtype="float32", method=recipe.method, recipe=recipe)
     rows = _examples(steps * batch, tok, recipe.max_seq_length)
@@ -166,6 +202,8 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
     else:
         trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(rows),
                                  data_collator=PackingCollator(tok.pad_token_id, recipe.max_seq_length))
+    load_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reset_peak_rss()
     with fp32_matmul_precision(recipe.fp32_matmul_precision) as precision:
         t = time.perf_counter()
         trainer.train()
@@ -173,9 +211,12 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
         rate = _matmul_flops("bfloat16" if bf16 else "float32")
     useful = sum(len(r["input_ids"]) for r in rows)
     tps = useful / seconds
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    train_peak = _rss_mb("VmHWM")
+    peak_rss_mb = max(load_peak, train_peak)
     return {"config": config, "steps": steps, "batch": batch, "seconds": seconds, "useful_tokens": useful,
             "tokens_per_s": tps, "peak_rss_mb": peak_rss_mb, "rss_growth_mb": peak_rss_mb - base_rss,
+            "train_peak_rss_mb": train_peak,
+            "peak_anon_mb": anon.stop(), "anon_growth_mb": anon.peak - base_anon,
             "bf16": bf16, "matmul": precision,
             "n_body_params": n_body,
             "matmul_flops": rate, "mfu": tps * 4 * n_body / rate,
@@ -193,6 +234,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--qlora-big", action="store_true",
                     help="also compare fp32 LoRA vs QLoRA memory on a random SmolLM2-1.7B-shaped model (~8 GB RAM)")
+    ap.add_argument("--big-only", action="store_true",
+                    help="run only the --qlora-big memory pair (memory is not affected by a busy CPU; speed is)")
     ap.add_argument("--big-dir", default="/tmp/fintune-bench-smollm2-1.7b-random", help=argparse.SUPPRESS)
     ap.add_argument("--worker", choices=(*CONFIGS, "big_lora32", "big_qlora"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -203,10 +246,10 @@ def main() -> int:
         print("RESULT " + json.dumps(out), flush=True)
         return 0
     results = {}
-    big = ("big_lora32", "big_qlora") if a.qlora_big else ()
+    big = ("big_lora32", "big_qlora") if a.qlora_big or a.big_only else ()
     if big:
         make_big_model(Path(a.big_dir))
-    for config in CONFIGS + big:
+    for config in (() if a.big_only else CONFIGS) + big:
         proc = subprocess.run([sys.executable, __file__, "--worker", config, "--steps", str(steps),
                                "--batch", str(batch), "--big-dir", a.big_dir], capture_output=True, text=True,
                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -216,6 +259,8 @@ def main() -> int:
             return 1
         results[config] = json.loads(line[7:])
         print(f"done {config}", file=sys.stderr, flush=True)
+    if a.big_only:
+        return _report_big(results, {})
     print(f"{'config':<10}{'tok/s':>10}{'peak RSS MB':>13}{'weights MB':>12}{'bf16':>6}{'matmul':>8}{'MFU':>8}"
           "  losses per step")
     for r in (results[c] for c in CONFIGS):
@@ -227,6 +272,8 @@ def main() -> int:
         "peak_rss_ratio": f["peak_rss_mb"] / b["peak_rss_mb"],
         "qlora_memory_ratio": q["peak_rss_mb"] / lo["peak_rss_mb"],
         "qlora_rss_growth_ratio": q["rss_growth_mb"] / lo["rss_growth_mb"],
+        "qlora_anon_memory_ratio": q["peak_anon_mb"] / lo["peak_anon_mb"],
+        "qlora_train_memory_ratio": q["train_peak_rss_mb"] / lo["train_peak_rss_mb"],
         "qlora_weights_ratio": q["weights_mb"] / lo["weights_mb"],
         "qlora_tokens_per_s_ratio": q["tokens_per_s"] / lo["tokens_per_s"],
         "autocast_tokens_per_s_ratio": ac["tokens_per_s"] / b["tokens_per_s"],
@@ -234,15 +281,27 @@ def main() -> int:
         "mfu": f["mfu"], "baseline_mfu": b["mfu"], "lora32_mfu": lo["mfu"], "steps": steps, "batch": batch,
         "useful_tokens": f["useful_tokens"],
     }
-    if big:
-        bl, bq = results["big_lora32"], results["big_qlora"]
-        print(f"random SmolLM2-1.7B shape, batch 1 x 64: peak RSS fp32 LoRA {bl['peak_rss_mb']:.0f} MB, "
-              f"QLoRA {bq['peak_rss_mb']:.0f} MB; weights {bl['weights_mb']:.0f} vs {bq['weights_mb']:.0f} MB")
-        summary.update(qlora_big_memory_ratio=bq["peak_rss_mb"] / bl["peak_rss_mb"],
-                       qlora_big_rss_growth_ratio=bq["rss_growth_mb"] / bl["rss_growth_mb"],
-                       qlora_big_weights_ratio=bq["weights_mb"] / bl["weights_mb"])
+    return _report_big(results, summary) if big else _print_json(summary)
+
+
+def _print_json(summary: dict) -> int:
     print(json.dumps(summary))
     return 0
+
+
+def _report_big(results: dict, summary: dict) -> int:
+    """Print the big-model LoRA vs QLoRA memory line and add its ratios to the final JSON."""
+    bl, bq = results["big_lora32"], results["big_qlora"]
+    print(f"random SmolLM2-1.7B shape, batch 1 x 64: peak RSS fp32 LoRA {bl['peak_rss_mb']:.0f} MB, "
+          f"QLoRA {bq['peak_rss_mb']:.0f} MB; training-phase peak RSS {bl['train_peak_rss_mb']:.0f} vs "
+          f"{bq['train_peak_rss_mb']:.0f} MB; peak anonymous {bl['peak_anon_mb']:.0f} vs {bq['peak_anon_mb']:.0f} MB; "
+          f"weights {bl['weights_mb']:.0f} vs {bq['weights_mb']:.0f} MB")
+    summary.update(qlora_big_memory_ratio=bq["peak_rss_mb"] / bl["peak_rss_mb"],
+                   qlora_big_anon_memory_ratio=bq["peak_anon_mb"] / bl["peak_anon_mb"],
+                   qlora_big_train_memory_ratio=bq["train_peak_rss_mb"] / bl["train_peak_rss_mb"],
+                   qlora_big_rss_growth_ratio=bq["rss_growth_mb"] / bl["rss_growth_mb"],
+                   qlora_big_weights_ratio=bq["weights_mb"] / bl["weights_mb"])
+    return _print_json(summary)
 
 
 if __name__ == "__main__":
