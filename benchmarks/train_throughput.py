@@ -8,12 +8,16 @@ that configuration's alone.
 * ``baseline``: HF ``Trainer`` + peft, padded dynamic batches with an attention mask, the model's own loss, fp32.
 * ``fintune``: :class:`fintune.train.callbacks.FintuneTrainer` as the shipped CPU recipes run it: packed rows,
   answer-only logits, float32 weights with ``fp32_matmul_precision: auto`` (float32 matmuls on the CPU's bf16 units
-  with float32 accumulation and outputs; see ``fintune/train/precision.py``).
+  with float32 accumulation and outputs) and ``torch_compile: true`` (each decoder layer compiled; see
+  ``fintune/train/precision.py``).
 * ``autocast``: the same loop with bf16 autocast (``bf16: true``) and the LoRA sum kept in float32.
 * ``lora32`` / ``qlora``: fintune's loop in exact float32 with fp32 LoRA vs 4-bit NF4 QLoRA (same arithmetic, so the
   only difference is the base weights' storage).
 
-Useful tokens = non-pad tokens of the examples (the same count in every configuration). MFU = tokens/s x 4N /
+Useful tokens = non-pad tokens of the examples (the same count in every configuration). ``tokens_per_s`` is the
+steady state: useful tokens of steps 2..N over their time, because step 1 of every configuration carries one-time
+work (oneDNN kernel creation; for ``fintune`` also the ~1 min compile, paid once per run, ~3% of a 30-minute FPB
+run); ``tokens_per_s_incl_first_step`` counts everything and is printed too. MFU = tokens/s x 4N /
 the matmul rate of the same arithmetic (fp32, fp32 at bf16 precision, or bf16) measured in the same process, N = non-embedding parameters
 (frozen base: forward 2N + input-gradient backward 2N per token; LoRA's own FLOPs are left out).
 
@@ -22,6 +26,9 @@ QLoRA's memory saving is the base weights' share of the process. On the 135M def
 a random-weight model with SmolLM2-1.7B's published shape (24 layers, hidden 2048; saved and loaded through
 ``from_pretrained`` like any checkpoint) with fp32 LoRA vs NF4 QLoRA, batch 1 x 64 tokens, 2 steps: the setting where
 QLoRA is used in practice (a model too large for memory, not activations). Random weights change no memory.
+QLoRA runs twice there: quantizing the float32 checkpoint on load (``big_qlora``), and from a 4-bit copy written
+once by ``fintune models quantize`` (``big_qlora_prequant``, outside the measured process), because quantizing on
+load reads every float32 byte through the memory-mapped file and those pages stay resident on a CPU.
 
 Usage: ``python benchmarks/train_throughput.py [--quick] [--steps N] [--batch B] [--qlora-big]``. The model comes from
 ``fintune.models.resolve_model('smollm2-135m')`` (cache, ``$FINTUNE_SMOLLM2_GGUF``, Hub, PyPI), FPB from
@@ -42,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 CONFIGS = ("baseline", "fintune", "autocast", "lora32", "qlora")
+BIG_CONFIGS = ("big_lora32", "big_qlora", "big_qlora_prequant")
 
 
 def _examples(n: int, tokenizer: object, max_len: int) -> list[dict[str, list[int]]]:
@@ -143,7 +151,9 @@ def big_worker(config: str, model_dir: str) -> dict[str, float]:
     from fintune.train.sft import _ListDataset
 
     base_rss, base_anon, anon = _rss_mb(), _rss_mb("RssAnon"), AnonPeak()
-    method = "qlora" if config == "big_qlora" else "lora"
+    method = "lora" if config == "big_lora32" else "qlora"
+    if config == "big_qlora_prequant":
+        model_dir = model_dir.rstrip("/") + "-nf4"
     recipe = Recipe(model_name_or_path=model_dir, method=method, lora_r=16, lora_alpha=32, lora_dropout=0.0,
                     target_modules="all-linear", dtype="float32", bnb_4bit_compute_dtype="float32",
                     max_seq_length=64, bf16=False, seed=42)
@@ -165,6 +175,31 @@ def big_worker(config: str, model_dir: str) -> dict[str, float]:
             "weights_mb": model.get_memory_footprint() / 2**20}
 
 
+class _CountingCollator:
+    """Wrap a collator and record the useful (non-pad) tokens of each batch, in the order batches are built."""
+
+    def __init__(self, inner: object, rows_tokens: list[int]) -> None:
+        self.inner, self.counts = inner, rows_tokens
+
+    def __call__(self, features: list[dict]) -> dict:
+        self.counts.append(sum(len(f["input_ids"]) for f in features))
+        return self.inner(features)
+
+
+def _step_timer() -> object:
+    """A TrainerCallback recording the wall time at the end of every optimizer step."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.ends: list[float] = []
+
+        def on_step_end(self, args: object, state: object, control: object, **kwargs: object) -> None:
+            self.ends.append(time.perf_counter())
+
+    return StepTimer()
+
+
 def worker(config: str, steps: int, batch: int) -> dict[str, float]:
     """Train one configuration for ``steps`` optimizer steps; return its measurements."""
     import torch
@@ -174,7 +209,7 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
     from fintune.recipe import Recipe
     from fintune.train.callbacks import FintuneTrainer
     from fintune.train.collate import PackingCollator, PaddingCollator
-    from fintune.train.precision import fp32_matmul_precision, keep_lora_sum_fp32
+    from fintune.train.precision import compile_decoder_layers, fp32_matmul_precision, keep_lora_sum_fp32
     from fintune.train.sft import _ListDataset, use_bf16
 
     recipe = Recipe(model_name_or_path="smollm2-135m", method="qlora" if config == "qlora" else "lora",
@@ -192,16 +227,21 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
     bf16 = use_bf16(recipe)
     if bf16:
         keep_lora_sum_fp32(model)
+    if config == "fintune":
+        compile_decoder_layers(model)
+    counts: list[int] = []
+    timer = _step_timer()
     args = TrainingArguments(output_dir=f"/tmp/fintune-bench-{config}", per_device_train_batch_size=batch,
                              learning_rate=2e-4, max_steps=steps, logging_steps=1, save_strategy="no",
                              report_to="none", seed=42, data_seed=42, bf16=bf16, use_cpu=True,
                              remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True)
     if config == "baseline":
-        trainer = Trainer(model=model, args=args, train_dataset=_ListDataset(rows),
-                          data_collator=PaddingCollator(tok.pad_token_id))
+        trainer = Trainer(model=model, args=args, train_dataset=_ListDataset(rows), callbacks=[timer],
+                          data_collator=_CountingCollator(PaddingCollator(tok.pad_token_id), counts))
     else:
-        trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(rows),
-                                 data_collator=PackingCollator(tok.pad_token_id, recipe.max_seq_length))
+        trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(rows), callbacks=[timer],
+                                 data_collator=_CountingCollator(PackingCollator(tok.pad_token_id,
+                                                                                 recipe.max_seq_length), counts))
     load_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reset_peak_rss()
     with fp32_matmul_precision(recipe.fp32_matmul_precision) as precision:
@@ -210,11 +250,14 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
         seconds = time.perf_counter() - t
         rate = _matmul_flops("bfloat16" if bf16 else "float32")
     useful = sum(len(r["input_ids"]) for r in rows)
-    tps = useful / seconds
+    tps_all = useful / seconds
+    # steady state: steps 2..N (counts beyond `steps` would be a prefetched batch that never trained)
+    tps = sum(counts[1:steps]) / (timer.ends[steps - 1] - timer.ends[0])
     train_peak = _rss_mb("VmHWM")
     peak_rss_mb = max(load_peak, train_peak)
     return {"config": config, "steps": steps, "batch": batch, "seconds": seconds, "useful_tokens": useful,
-            "tokens_per_s": tps, "peak_rss_mb": peak_rss_mb, "rss_growth_mb": peak_rss_mb - base_rss,
+            "tokens_per_s": tps, "tokens_per_s_incl_first_step": tps_all,
+            "first_step_s": timer.ends[0] - t, "peak_rss_mb": peak_rss_mb, "rss_growth_mb": peak_rss_mb - base_rss,
             "train_peak_rss_mb": train_peak,
             "peak_anon_mb": anon.stop(), "anon_growth_mb": anon.peak - base_anon,
             "bf16": bf16, "matmul": precision,
@@ -229,7 +272,7 @@ def worker(config: str, steps: int, batch: int) -> dict[str, float]:
 def main() -> int:
     """Run every configuration in a subprocess, print a table and the final JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="4 steps x batch 8 (fits in ~10 min on 2 cores)")
+    ap.add_argument("--quick", action="store_true", help="6 steps x batch 8 (fits in ~10 min on 2 cores)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--qlora-big", action="store_true",
@@ -237,18 +280,24 @@ def main() -> int:
     ap.add_argument("--big-only", action="store_true",
                     help="run only the --qlora-big memory pair (memory is not affected by a busy CPU; speed is)")
     ap.add_argument("--big-dir", default="/tmp/fintune-bench-smollm2-1.7b-random", help=argparse.SUPPRESS)
-    ap.add_argument("--worker", choices=(*CONFIGS, "big_lora32", "big_qlora"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=(*CONFIGS, *BIG_CONFIGS), help=argparse.SUPPRESS)
     a = ap.parse_args()
-    steps = a.steps or (4 if a.quick else 20)
+    steps = a.steps or (6 if a.quick else 20)
+    if steps < 2:
+        ap.error("--steps must be >= 2 (step 1 is warm-up; tokens/s is measured over steps 2..N)")
     batch = a.batch or (8 if a.quick else 16)
     if a.worker:
         out = big_worker(a.worker, a.big_dir) if a.worker.startswith("big_") else worker(a.worker, steps, batch)
         print("RESULT " + json.dumps(out), flush=True)
         return 0
     results = {}
-    big = ("big_lora32", "big_qlora") if a.qlora_big or a.big_only else ()
+    big = BIG_CONFIGS if a.qlora_big or a.big_only else ()
     if big:
         make_big_model(Path(a.big_dir))
+        nf4 = Path(a.big_dir.rstrip("/") + "-nf4")
+        if not (nf4 / "config.json").exists():
+            subprocess.run([sys.executable, "-m", "fintune", "models", "quantize", a.big_dir, "--out", str(nf4)],
+                           check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     for config in (() if a.big_only else CONFIGS) + big:
         proc = subprocess.run([sys.executable, __file__, "--worker", config, "--steps", str(steps),
                                "--batch", str(batch), "--big-dir", a.big_dir], capture_output=True, text=True,
@@ -261,14 +310,16 @@ def main() -> int:
         print(f"done {config}", file=sys.stderr, flush=True)
     if a.big_only:
         return _report_big(results, {})
-    print(f"{'config':<10}{'tok/s':>10}{'peak RSS MB':>13}{'weights MB':>12}{'bf16':>6}{'matmul':>8}{'MFU':>8}"
-          "  losses per step")
+    print(f"{'config':<10}{'tok/s':>8}{'incl. step 1':>13}{'step 1 s':>9}{'peak RSS MB':>13}{'weights MB':>12}"
+          f"{'bf16':>6}{'matmul':>8}{'MFU':>8}  losses per step")
     for r in (results[c] for c in CONFIGS):
-        print(f"{r['config']:<10}{r['tokens_per_s']:>10.1f}{r['peak_rss_mb']:>13.0f}{r['weights_mb']:>12.0f}"
+        print(f"{r['config']:<10}{r['tokens_per_s']:>8.1f}{r['tokens_per_s_incl_first_step']:>13.1f}"
+              f"{r['first_step_s']:>9.1f}{r['peak_rss_mb']:>13.0f}{r['weights_mb']:>12.0f}"
               f"{r['bf16']!s:>6}{r['matmul']:>8}{r['mfu']:>8.1%}  {r['losses']}")
     b, f, ac, lo, q = (results[c] for c in CONFIGS)
     summary = {
         "tokens_per_s_ratio": f["tokens_per_s"] / b["tokens_per_s"],
+        "tokens_per_s_ratio_incl_first_step": f["tokens_per_s_incl_first_step"] / b["tokens_per_s_incl_first_step"],
         "peak_rss_ratio": f["peak_rss_mb"] / b["peak_rss_mb"],
         "qlora_memory_ratio": q["peak_rss_mb"] / lo["peak_rss_mb"],
         "qlora_rss_growth_ratio": q["rss_growth_mb"] / lo["rss_growth_mb"],
@@ -291,12 +342,15 @@ def _print_json(summary: dict) -> int:
 
 def _report_big(results: dict, summary: dict) -> int:
     """Print the big-model LoRA vs QLoRA memory line and add its ratios to the final JSON."""
-    bl, bq = results["big_lora32"], results["big_qlora"]
-    print(f"random SmolLM2-1.7B shape, batch 1 x 64: peak RSS fp32 LoRA {bl['peak_rss_mb']:.0f} MB, "
-          f"QLoRA {bq['peak_rss_mb']:.0f} MB; training-phase peak RSS {bl['train_peak_rss_mb']:.0f} vs "
-          f"{bq['train_peak_rss_mb']:.0f} MB; peak anonymous {bl['peak_anon_mb']:.0f} vs {bq['peak_anon_mb']:.0f} MB; "
-          f"weights {bl['weights_mb']:.0f} vs {bq['weights_mb']:.0f} MB")
-    summary.update(qlora_big_memory_ratio=bq["peak_rss_mb"] / bl["peak_rss_mb"],
+    bl, bq, bp = results["big_lora32"], results["big_qlora"], results["big_qlora_prequant"]
+    print("random SmolLM2-1.7B shape, batch 1 x 64 (MB):")
+    print(f"{'config':<20}{'peak RSS':>10}{'train peak':>12}{'peak anon':>11}{'weights':>9}")
+    for r in (bl, bq, bp):
+        print(f"{r['config']:<20}{r['peak_rss_mb']:>10.0f}{r['train_peak_rss_mb']:>12.0f}{r['peak_anon_mb']:>11.0f}"
+              f"{r['weights_mb']:>9.0f}")
+    summary.update(qlora_memory_ratio_big_prequantized=bp["peak_rss_mb"] / bl["peak_rss_mb"],
+                   qlora_big_prequant_anon_memory_ratio=bp["peak_anon_mb"] / bl["peak_anon_mb"],
+                   qlora_big_memory_ratio=bq["peak_rss_mb"] / bl["peak_rss_mb"],
                    qlora_big_anon_memory_ratio=bq["peak_anon_mb"] / bl["peak_anon_mb"],
                    qlora_big_train_memory_ratio=bq["train_peak_rss_mb"] / bl["train_peak_rss_mb"],
                    qlora_big_rss_growth_ratio=bq["rss_growth_mb"] / bl["rss_growth_mb"],

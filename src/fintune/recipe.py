@@ -150,6 +150,7 @@ class Recipe(_Strict):
     gradient_checkpointing: bool = False
     bf16: bool | Literal["auto"] = "auto"
     fp32_matmul_precision: Literal["auto", "ieee", "bf16", "tf32"] = "ieee"
+    torch_compile: bool = Field(False, description="compile each decoder layer (one graph shared by all layers)")
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, ge=1)
     save_steps: int | None = Field(None, ge=1)

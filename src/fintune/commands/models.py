@@ -1,4 +1,4 @@
-"""``fintune models ls | pull NAME [--from PATH] [--force]``."""
+"""``fintune models ls | pull NAME [--from PATH] [--force] | quantize MODEL --out DIR``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     pull.add_argument("name")
     pull.add_argument("--from", dest="source", default=None, help="a GGUF file or a directory holding one")
     pull.add_argument("--force", action="store_true", help="rebuild even when cached")
+    quant = ms.add_parser("quantize", help="save a 4-bit NF4 copy for QLoRA (loads without reading full weights)")
+    quant.add_argument("model", help="alias, hub id or local directory")
+    quant.add_argument("--out", required=True, help="directory for the 4-bit checkpoint")
+    quant.add_argument("--quant-type", choices=("nf4", "fp4"), default="nf4")
+    quant.add_argument("--no-double-quant", action="store_true", help="skip quantizing the quantization constants")
     return p
 
 
@@ -21,6 +26,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``fintune models``."""
     from fintune.models import list_models, pull_model
 
+    if args.action == "quantize":
+        from fintune.models import save_quantized
+
+        print(save_quantized(args.model, args.out, quant_type=args.quant_type,
+                             double_quant=not args.no_double_quant))
+        return 0
     if args.action == "ls":
         for row in list_models():
             print(f"{row['name']:<16} cached={row['cached']:<3}  {row['hub_id']:<40} {row['path']}")

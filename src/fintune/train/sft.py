@@ -179,7 +179,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         write_metrics_jsonl,
     )
     from fintune.train.collate import PackingCollator, PaddingCollator
-    from fintune.train.precision import fp32_matmul_precision, keep_lora_sum_fp32
+    from fintune.train.precision import compile_decoder_layers, fp32_matmul_precision, keep_lora_sum_fp32
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,6 +197,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     args = build_training_arguments(recipe, out, has_eval=bool(eval_rows))
     if args.bf16 and _has_fp32_base(model):
         keep_lora_sum_fp32(model)
+    compiled_layers = compile_decoder_layers(model) if recipe.torch_compile else 0
     metrics_path = out / "metrics.jsonl"
     trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(train_rows),
                              eval_dataset=_ListDataset(eval_rows) if eval_rows else None, data_collator=collator,
@@ -221,7 +222,8 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         "final_logged_loss": losses[-1] if losses else None,
         "best_model_checkpoint": trainer.state.best_model_checkpoint, "best_metric": trainer.state.best_metric,
         "trainable_params": trainable, "all_params": total, "trainable_line": line,
-        "bf16": bool(args.bf16), "fp32_matmul_precision": matmul_precision, "train_examples": len(train_rows), "eval_examples": len(eval_rows or []),
+        "bf16": bool(args.bf16), "fp32_matmul_precision": matmul_precision,
+        "compiled_layers": compiled_layers, "train_examples": len(train_rows), "eval_examples": len(eval_rows or []),
     }
     write_manifest(out, stage, recipe=recipe_to_dict(recipe), seed=recipe.seed, training=summary, **manifest_extra)
     return {**summary, "history": history}
