@@ -270,16 +270,15 @@ def load_model_and_tokenizer(name_or_path: str, dtype: str = "auto", method: str
         compute = recipe.bnb_4bit_compute_dtype if recipe is not None else "auto"
         compute_dtype = torch.float32 if compute == "auto" and not torch.cuda.is_available() else (
             torch.bfloat16 if compute == "auto" else getattr(torch, compute))
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=recipe.bnb_4bit_quant_type if recipe is not None else "nf4",
-            bnb_4bit_use_double_quant=recipe.bnb_4bit_use_double_quant if recipe is not None else True,
-            bnb_4bit_compute_dtype=compute_dtype,
-            # FSDP / ZeRO-3 shard parameters of one dtype: store the packed 4-bit weights in the model dtype there
-            bnb_4bit_quant_storage=getattr(torch, quant_storage_dtype_for(os.environ, dtype)))
         kwargs["dtype"] = compute_dtype
-        if prequantized:  # `fintune models quantize` output: its own quantization config applies
-            del kwargs["quantization_config"]
+        if not prequantized:  # a `fintune models quantize` checkpoint brings its own quantization config
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type=recipe.bnb_4bit_quant_type if recipe is not None else "nf4",
+                bnb_4bit_use_double_quant=recipe.bnb_4bit_use_double_quant if recipe is not None else True,
+                bnb_4bit_compute_dtype=compute_dtype,
+                # FSDP / ZeRO-3 shard parameters of one dtype: store the packed 4-bit weights in the model dtype
+                bnb_4bit_quant_storage=getattr(torch, quant_storage_dtype_for(os.environ, dtype)))
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as exc:
