@@ -25,7 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
-from fintune.records import Prediction
+from fintune.labels import SENTIMENT, labels_for_task
+from fintune.models import context_length
+from fintune.predict.predictor import Predictor
+from fintune.predict.rows import (
+    generation_prompt,
+    label_prompts,
+    predictions_from_generations,
+    predictions_from_scores,
+)
+from fintune.prompts.tasks import build_messages
+from fintune.prompts.templates import render_messages
+from fintune.prompts.tokenize import encode_prompt, encode_text
+from fintune.records import Example, Prediction
+from fintune.run import SCORABLE_FORMATS, read_run
 
 INPUT_FIELDS = ("id", "text", "ticker", "date", "label")
 EXPLAIN_MAX_NEW_TOKENS = 64
@@ -73,14 +86,13 @@ def find_temperature(run: str | Path, labels: Sequence[str] | None,
     elif run.is_dir():
         manifest_path = run / "manifest.json"
         if manifest_path.exists():
-            temp = json.loads(manifest_path.read_text(encoding="utf-8")).get("temperature")
-            if isinstance(temp, (int, float)) and temp > 0:
+            temp = read_run(run).temperature
+            if temp is not None and temp > 0:
                 return float(temp), str(manifest_path)
         candidates.append(run / "calibration.json")
         for sub in sorted(run.glob("*/calibration.json")):
-            sub_manifest = sub.parent / "manifest.json"
-            if sub_manifest.exists():
-                parent = json.loads(sub_manifest.read_text(encoding="utf-8")).get("parent_run")
+            if (sub.parent / "manifest.json").exists():
+                parent = read_run(sub.parent).parent_run
                 if parent and Path(parent).resolve() == run.resolve():
                     candidates.append(sub)
     for cpath in candidates:
@@ -103,80 +115,71 @@ def find_temperature(run: str | Path, labels: Sequence[str] | None,
 
 
 class Analyzer:
-    """A loaded model plus everything needed to turn texts into Predictions the way the run was trained.
+    """A :class:`~fintune.predict.Predictor` plus what analysing raw texts needs: the run's messages for a text,
+    a context-length check, calibration, and ``analysis`` text.
 
     Not thread-safe: one thread runs :meth:`predict_prepared` at a time (the server's batcher guarantees it).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, info: dict[str, Any], model_name: str,
-                 batch_size: int = 16, temperature: float | None = None,
-                 temperature_source: str | None = None, max_new_tokens: int = 128) -> None:
-        from fintune.labels import SENTIMENT, labels_for_task
-        from fintune.models import context_length
-
-        self.model, self.tokenizer, self.info = model, tokenizer, info
-        self.model_name = model_name
-        self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
-        manifest = info.get("manifest") or {}
-        data_cfg = (manifest.get("recipe") or {}).get("data") or {}
-        self.task = str(data_cfg.get("task") or "sentiment")
-        self.fmt = str(manifest.get("format") or data_cfg.get("format") or "label")
-        self.template = str(info.get("template") or data_cfg.get("template") or "auto")
-        self.system_prompt = data_cfg.get("system_prompt")
-        labels = info.get("labels") or labels_for_task(self.task) or SENTIMENT
-        self.labels = tuple(labels)
-        from fintune.predict import SCORABLE_FORMATS
-
-        self.mode = "score" if self.fmt in SCORABLE_FORMATS else "generate"
-        if self.fmt not in (*SCORABLE_FORMATS, "forecaster"):
-            raise FintuneError(f"{model_name}: runs with the '{self.fmt}' format cannot be analysed",
+    def __init__(self, predictor: Predictor, temperature: float | None = None,
+                 temperature_source: str | None = None) -> None:
+        self.predictor = predictor
+        spec = predictor.spec
+        if spec.format not in (*SCORABLE_FORMATS, "forecaster"):
+            raise FintuneError(f"{predictor.model_name}: runs with the '{spec.format}' format cannot be analysed",
                                "analyze serves sentiment/classification and forecaster runs")
+        if not predictor.labels:
+            predictor.spec = spec.model_copy(update={"labels": list(labels_for_task(spec.task) or SENTIMENT)})
         self.temperature = temperature
         self.temperature_source = temperature_source
-        self.context = context_length(model) or 2048
+        predictor.temperature = temperature
+        self.context = context_length(predictor.model) or 2048
+
+    # the spec-derived attributes callers (serve, tests) read
+    model = property(lambda self: self.predictor.model)
+    tokenizer = property(lambda self: self.predictor.tokenizer)
+    model_name = property(lambda self: self.predictor.model_name)
+    labels = property(lambda self: self.predictor.labels)
+    mode = property(lambda self: self.predictor.mode)
+    task = property(lambda self: self.predictor.spec.task)
+    fmt = property(lambda self: self.predictor.spec.format)
+    template = property(lambda self: self.predictor.spec.template)
+    system_prompt = property(lambda self: self.predictor.spec.system_prompt)
+    max_new_tokens = property(lambda self: self.predictor.max_new_tokens)
+    batch_size = property(lambda self: self.predictor.batch_size)
 
     @classmethod
     def load(cls, run_or_model: str, dtype: str = "auto", batch_size: int = 16,
-             calibration: str | None = None, max_new_tokens: int = 128) -> Analyzer:
+             calibration: str | None = None, max_new_tokens: int = 128, backend: str = "torch") -> Analyzer:
         """Load a run directory, model directory, hub id or alias once (eval mode) with its calibration."""
-        from fintune.models import load_for_inference
-
-        model, tokenizer, info = load_for_inference(run_or_model, dtype=dtype)
-        labels = info.get("labels")
-        if info.get("temperature") and not calibration:
-            temp, source = float(info["temperature"]), "manifest"
+        predictor = Predictor.load(run_or_model, dtype=dtype, backend=backend, batch_size=batch_size,
+                                   max_new_tokens=max_new_tokens)
+        if predictor.temperature and not calibration:
+            temp, source = float(predictor.temperature), "manifest"
         else:
-            temp, source = find_temperature(run_or_model, labels, calibration)
-        return cls(model, tokenizer, info, model_name=str(run_or_model), batch_size=batch_size,
-                   temperature=temp, temperature_source=source, max_new_tokens=max_new_tokens)
+            temp, source = find_temperature(run_or_model, predictor.labels, calibration)
+        return cls(predictor, temperature=temp, temperature_source=source)
 
     def describe(self) -> dict[str, Any]:
-        """What is being served: model, base model, labels, format, template, mode, calibration."""
-        return {"model": self.model_name, "base_model": self.info.get("base_model"), "kind": self.info.get("kind"),
-                "task": self.task, "format": self.fmt, "template": self.template, "labels": list(self.labels),
-                "mode": self.mode, "temperature": self.temperature, "calibrated": self.temperature is not None,
-                "temperature_source": self.temperature_source, "context_length": self.context}
+        """What is being served: model, base model, labels, format, template, mode, backend, calibration."""
+        return {**self.predictor.describe(), "temperature": self.temperature,
+                "calibrated": self.temperature is not None, "temperature_source": self.temperature_source,
+                "context_length": self.context}
 
     # ------------------------------------------------------------ prompts
 
     def _messages(self, item: AnalyzeItem) -> list[dict[str, str]]:
-        from fintune.prompts.tasks import build_messages
-        from fintune.records import Example
-
         example = Example(id=item.id or "request", text=item.text, ticker=item.ticker, date=item.date)
         return build_messages(example, self.fmt, self.labels, self.system_prompt, with_answer=False)
 
     def prepare(self, item: AnalyzeItem) -> PreparedItem:
         """Render one item's prompt (and candidate answers) and check it fits the model; errors name the item."""
-        from fintune.predict import encode_prompt, generation_prompt, label_prompts
-
         if not isinstance(item.text, str) or not item.text.strip():
             raise FintuneError(f"{item.where}: field 'text' is missing or empty", "give the text to analyse")
         row = {"id": item.id, "messages": self._messages(item), "extra": {}}
         if self.mode == "score":
             prompt, conts = label_prompts(row, self.labels, self.fmt, self.template, self.tokenizer)
-            longest = max(len(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in conts)
+            longest = max(len(encode_text(self.tokenizer, c)) for c in conts)
         else:
             prompt, conts = generation_prompt(row, self.template, self.tokenizer), []
             longest = self.max_new_tokens
@@ -190,47 +193,30 @@ class Analyzer:
 
     def predict_prepared(self, prepared: Sequence[PreparedItem], explain: bool = False) -> list[Prediction]:
         """One batched pass over already prepared items; ``extra`` carries ``latency_ms`` and ``model``."""
-        from fintune.predict import (
-            generate_texts,
-            predictions_from_generations,
-            predictions_from_scores,
-            score_continuations,
-        )
-
         if not prepared:
             return []
         t0 = time.perf_counter()
         rows = [{"id": p.item.id, "ticker": p.item.ticker, "date": p.item.date, "label": p.item.gold}
                 for p in prepared]
         if self.mode == "score":
-            logprobs = score_continuations(self.model, self.tokenizer, [p.prompt for p in prepared],
-                                           [p.continuations for p in prepared], batch_size=self.batch_size,
-                                           progress=False)
+            logprobs = self.predictor.score([p.prompt for p in prepared], [p.continuations for p in prepared])
             preds = predictions_from_scores(rows, self.labels, logprobs, self.temperature or 1.0, self.model_name)
-            for pred in preds:
-                pred.extra["calibrated"] = self.temperature is not None
             if explain:
                 for pred, text in zip(preds, self._explanations(prepared, preds), strict=True):
                     pred.raw_output = text
                     pred.extra["analysis"] = text.strip() or None
         else:
-            texts = generate_texts(self.model, self.tokenizer, [p.prompt for p in prepared],
-                                   max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, progress=False)
+            texts = self.predictor.generate([p.prompt for p in prepared])
             preds = predictions_from_generations(rows, texts, self.fmt, self.labels, self.model_name)
             for pred in preds:
-                sections = pred.extra.get("sections") or {}
-                pred.extra["analysis"] = sections.get("analysis")
+                pred.extra["analysis"] = (pred.sections or {}).get("analysis")
         ms = (time.perf_counter() - t0) * 1000.0
         for pred in preds:
-            pred.extra["latency_ms"] = round(ms, 3)
-            pred.extra["model"] = self.model_name
+            pred.extra.update(latency_ms=round(ms, 3), model=self.model_name, calibrated=self.temperature is not None)
         return preds
 
     def _explanations(self, prepared: Sequence[PreparedItem], preds: Sequence[Prediction]) -> list[str]:
         """A short generated explanation of each scored label, asked in the run's own chat template."""
-        from fintune.predict import generate_texts
-        from fintune.prompts.templates import render_messages
-
         prompts = []
         for p, pred in zip(prepared, preds, strict=True):
             ask = (f"Explain in one or two sentences why the sentiment of this financial text is {pred.label}.\n"
@@ -240,8 +226,7 @@ class Analyzer:
             if self.system_prompt:
                 messages.insert(0, {"role": "system", "content": self.system_prompt})
             prompts.append(render_messages(messages, self.template, self.tokenizer)[0])
-        return generate_texts(self.model, self.tokenizer, prompts, max_new_tokens=EXPLAIN_MAX_NEW_TOKENS,
-                              batch_size=self.batch_size, progress=False)
+        return self.predictor.generate(prompts, max_new_tokens=EXPLAIN_MAX_NEW_TOKENS)
 
     def predict(self, items: Sequence[AnalyzeItem], explain: bool = False) -> list[Prediction]:
         """Prepare and predict ``items`` in one batched pass (the first bad item raises)."""
@@ -259,75 +244,6 @@ def public_result(pred: Prediction, analyzer: Analyzer) -> dict[str, Any]:
         "analysis": pred.extra.get("analysis"), "ticker": pred.ticker, "date": pred.date,
         "model": analyzer.model_name, "latency_ms": pred.extra.get("latency_ms"),
     }
-
-
-class VllmBackend:
-    """Score / generate with vLLM (base model + the run's LoRA adapter) for GPU throughput.
-
-    Prompts and candidate answers are prepared by the HF analyzer (same template, same tokens); score mode sums
-    vLLM ``prompt_logprobs`` over each candidate's tokens, generate mode decodes greedily and parses strictly.
-    """
-
-    backend_name = "vllm"
-
-    def __init__(self, analyzer: Analyzer) -> None:
-        from vllm import LLM
-
-        self.analyzer = analyzer
-        info = analyzer.info
-        self.lora = None
-        base = info.get("base_model") or analyzer.model_name
-        if info.get("kind") == "adapter":
-            from vllm.lora.request import LoRARequest
-
-            rank = int(((info.get("manifest") or {}).get("recipe") or {}).get("lora_r") or 16)
-            self.lora = LoRARequest("run", 1, analyzer.model_name)
-            self.llm = LLM(model=base, enable_lora=True, max_lora_rank=max(16, rank))
-        else:
-            from fintune.models import resolve_model
-
-            self.llm = LLM(model=resolve_model(base))
-        self.prepare = analyzer.prepare
-
-    def predict_prepared(self, prepared: list[Any], explain: bool = False) -> list[Any]:
-        """One vLLM call for the whole batch; Predictions shaped like the HF analyzer's."""
-        import numpy as np
-        from vllm import SamplingParams
-
-        from fintune.predict import encode_prompt, predictions_from_generations, predictions_from_scores
-
-        a, tok = self.analyzer, self.analyzer.tokenizer
-        t0 = time.perf_counter()
-        rows = [{"id": p.item.id, "ticker": p.item.ticker, "date": p.item.date, "label": p.item.gold}
-                for p in prepared]
-        if a.mode == "score":
-            requests, spans = [], []
-            for p in prepared:
-                ids = encode_prompt(tok, p.prompt)
-                for cont in p.continuations:
-                    c_ids = tok(cont, add_special_tokens=False)["input_ids"]
-                    requests.append({"prompt_token_ids": ids + c_ids})
-                    spans.append((len(ids), len(ids) + len(c_ids)))
-            outs = self.llm.generate(requests, SamplingParams(max_tokens=1, prompt_logprobs=0),
-                                     lora_request=self.lora, use_tqdm=False)
-            scores = []
-            for out, (lo, hi), req in zip(outs, spans, requests, strict=True):
-                ids = req["prompt_token_ids"]
-                scores.append(sum(out.prompt_logprobs[k][ids[k]].logprob for k in range(lo, hi)))
-            logprobs = np.asarray(scores, dtype=np.float64).reshape(len(prepared), len(a.labels))
-            preds = predictions_from_scores(rows, a.labels, logprobs, a.temperature or 1.0, a.model_name)
-        else:
-            outs = self.llm.generate([{"prompt_token_ids": encode_prompt(tok, p.prompt)} for p in prepared],
-                                     SamplingParams(temperature=0.0, max_tokens=a.max_new_tokens),
-                                     lora_request=self.lora, use_tqdm=False)
-            preds = predictions_from_generations(rows, [o.outputs[0].text for o in outs], a.fmt, a.labels,
-                                                 a.model_name)
-            for pred in preds:
-                pred.extra["analysis"] = (pred.extra.get("sections") or {}).get("analysis")
-        ms = (time.perf_counter() - t0) * 1000.0
-        for pred in preds:
-            pred.extra.update(latency_ms=round(ms, 3), model=a.model_name, calibrated=a.temperature is not None)
-        return preds
 
 
 # ---------------------------------------------------------------- batch files

@@ -136,11 +136,30 @@ def git_sha(cwd: str | Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
 
+def find_licenses(paths: list[str] | dict[str, str]) -> dict[str, str]:
+    """Data license per source folder: the first line under ``## License`` of the nearest ``PROVENANCE.md``
+    (the shared data folders carry one), looked up at most three levels above each path."""
+    out: dict[str, str] = {}
+    for p in paths:
+        here = Path(p).resolve()
+        for folder in [here if here.is_dir() else here.parent, *list(here.parents)[:3]]:
+            prov = folder / "PROVENANCE.md"
+            if str(folder) in out or not prov.is_file():
+                continue
+            lines = prov.read_text(encoding="utf-8", errors="replace").splitlines()
+            heads = [i for i, line in enumerate(lines) if line.lower().startswith("## licen")]
+            if heads:
+                body = next((x.strip() for x in lines[heads[0] + 1:] if x.strip()), "")
+                out[str(folder)] = body[:300]
+            break
+    return out
+
 
 def build_manifest(stage: str, recipe: dict[str, Any] | None = None, seed: int | None = None,
                    data_hashes: dict[str, str] | None = None, parent: str | None = None,
                    **extra: Any) -> dict[str, Any]:
-    """The manifest dict: stage, resolved recipe, versions, git SHA, data hashes, seed, lineage, time."""
+    """The manifest dict: stage, resolved recipe, versions, git SHA, data hashes (and the licenses of the data
+    folders they sit in), seed, lineage, world size, time. ``fintune.run.read_run`` reads it back typed."""
     return {
         "stage": stage,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -150,7 +169,9 @@ def build_manifest(stage: str, recipe: dict[str, Any] | None = None, seed: int |
         "parent_run": parent,
         "recipe": recipe,
         "data_sha256": data_hashes or {},
+        "licenses": find_licenses(list(data_hashes or {})),
         "versions": package_versions(),
+        "world_size": int(os.environ.get("WORLD_SIZE") or 1),
         **extra,
     }
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
+from fintune.run import RunManifest, TaskSpec, read_run
 
 
 @dataclass(frozen=True)
@@ -394,38 +395,51 @@ def load_base_with_lineage(base: str, merged_adapters: list[str], dtype: str = "
     return model, tokenizer
 
 
-def load_for_inference(run_or_model: str, dtype: str = "auto") -> tuple[Any, Any, dict[str, Any]]:
-    """Load a run (base + adapter, manifest in ``info``) or a plain model (dir / hub id / alias) in eval mode.
+@dataclass
+class ModelInfo:
+    """What :func:`load_for_inference` loaded: a run's adapter on its base, or a plain model (maybe a run)."""
 
-    ``info`` keys: ``kind`` ("adapter" | "model"), ``base_model``, ``manifest`` (or None), ``labels``,
-    ``template``, ``temperature`` (fitted calibration temperature, when any).
-    """
-    from fintune.artifacts import read_manifest
+    kind: str  # "adapter" | "model"
+    base_model: str
+    manifest: RunManifest | None = None
 
+    @property
+    def spec(self) -> TaskSpec | None:
+        """The task spec the run recorded (None for a plain model without a manifest)."""
+        return self.manifest.task_spec if self.manifest is not None else None
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The run's label set, if it recorded one."""
+        return self.spec.labels if self.spec is not None else None
+
+    @property
+    def template(self) -> str | None:
+        """The run's chat template, if it recorded one."""
+        return self.spec.template if self.spec is not None else None
+
+    @property
+    def temperature(self) -> float | None:
+        """A calibration temperature the run's manifest records, if any."""
+        return self.manifest.temperature if self.manifest is not None else None
+
+
+def load_for_inference(run_or_model: str, dtype: str = "auto") -> tuple[Any, Any, ModelInfo]:
+    """Load a run (base + adapter, typed manifest in ``info``) or a plain model (dir / hub id / alias) in eval
+    mode."""
     path = Path(run_or_model)
-    info: dict[str, Any] = {"kind": "model", "base_model": run_or_model, "manifest": None, "labels": None,
-                            "template": None, "temperature": None}
     if path.is_dir() and is_adapter_dir(path):
         from peft import PeftModel
 
-        manifest = read_manifest(path)
-        base = manifest.get("base_model") or (manifest.get("recipe") or {}).get("model_name_or_path")
-        if not base:
-            raise FintuneError(f"{path / 'manifest.json'}: no 'base_model' recorded", "retrain with fintune train")
-        base_model, _ = load_base_with_lineage(base, manifest.get("merged_adapters") or [], dtype=dtype)
+        manifest = read_run(path, "train")
+        base_model, _ = load_base_with_lineage(manifest.base_model, manifest.merged_adapters, dtype=dtype)
         model = PeftModel.from_pretrained(base_model, str(path))
         tokenizer = load_tokenizer(str(path))
-        info.update(kind="adapter", base_model=base, manifest=manifest)
+        info = ModelInfo(kind="adapter", base_model=manifest.base_model, manifest=manifest)
     else:
-        manifest = read_manifest(path) if (path / "manifest.json").exists() else None
+        manifest = read_run(path) if (path / "manifest.json").exists() else None
         model, tokenizer = load_model_and_tokenizer(run_or_model, dtype=dtype)
-        info["manifest"] = manifest
-    if manifest:
-        recipe = manifest.get("recipe") or {}
-        data = recipe.get("data") or {}
-        info["labels"] = manifest.get("labels") or data.get("labels")
-        info["template"] = manifest.get("template") or data.get("template")
-        info["temperature"] = manifest.get("temperature")
+        info = ModelInfo(kind="model", base_model=run_or_model, manifest=manifest)
     model.eval()
     return model, tokenizer, info
 
@@ -438,14 +452,17 @@ def merge_run(run: str | Path, out: str | Path, dtype: str = "auto") -> Path:
     if not is_adapter_dir(run):
         raise FintuneError(f"{run}: no adapter_config.json", "give a LoRA/QLoRA run directory from fintune train")
     model, tokenizer, info = load_for_inference(str(run), dtype=dtype)
-    if (info["manifest"] or {}).get("recipe", {}).get("method") == "qlora":
+    manifest = info.manifest
+    if manifest is not None and (manifest.recipe or {}).get("method") == "qlora":
         print("note: merging a QLoRA adapter into the full-precision base", file=sys.stderr)
     merged = model.merge_and_unload()
     with atomic_output_dir(out) as staging:
         merged.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
-        manifest = info["manifest"] or {}
-        write_manifest(staging, "merge", recipe=manifest.get("recipe"), seed=manifest.get("seed"),
-                       data_hashes=manifest.get("data_sha256"), parent=str(run), base_model=info["base_model"],
-                       labels=info["labels"], template=info["template"], temperature=info["temperature"])
+        spec = info.spec
+        write_manifest(staging, "merge", recipe=manifest.recipe if manifest else None,
+                       seed=manifest.seed if manifest else None,
+                       data_hashes=manifest.data_sha256 if manifest else None, parent=str(run),
+                       base_model=info.base_model, labels=info.labels, template=info.template,
+                       temperature=info.temperature, task_spec=spec.model_dump(mode="json") if spec else None)
     return Path(out)

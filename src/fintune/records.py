@@ -61,7 +61,12 @@ class Prediction:
         expected_move: forecaster's predicted % move for the next period (``+2.5`` means up 2.5%), if any.
         raw_output: the generated text (generate mode) or ``""`` (score mode).
         gold: the gold label when the Example had one (lets metrics be recomputed from this file alone).
-        extra: anything else (latency, parsed sections, model name).
+        asof: when the prediction's information ends (a weekly forecaster's last prompt item); a backtest trades
+            it at the next open after ``asof`` instead of ``date``.
+        label_logprobs: score mode: each label's answer log-probability (calibration refits from these).
+        p_up: forecaster score mode: the probability mass of the ``U*`` bins.
+        sections: generate mode: the parsed text sections (analysis, positive developments, ...).
+        extra: anything else (latency, model name, temperature).
     """
 
     id: str
@@ -74,11 +79,24 @@ class Prediction:
     raw_output: str = ""
     gold: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    asof: str | None = None
+    label_logprobs: dict[str, float] | None = None
+    p_up: float | None = None
+    sections: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        # files written before these fields were typed carried them in ``extra``: lift them out
+        for name in PREDICTION_TYPED_EXTRA:
+            if name in self.extra and getattr(self, name) is None:
+                setattr(self, name, self.extra.pop(name))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
 
+
+PREDICTION_TYPED_EXTRA = ("asof", "label_logprobs", "p_up", "sections")
+"""Prediction fields that older files kept in ``extra``."""
 
 _REQUIRED = {Example: ("id", "text"), Prediction: ("id", "label")}
 
@@ -118,6 +136,7 @@ def record_from_dict(cls: type, row: dict[str, Any], where: str) -> Any:
         if not isinstance(probs, dict):
             raise FintuneError(f"{where}: field 'probabilities' must be an object label -> probability")
         row["probabilities"] = {str(k): _check_number(v, where, f"probabilities.{k}") for k, v in probs.items()}
+        row["p_up"] = _check_number(row.get("p_up"), where, "p_up")
     return cls(**row)
 
 

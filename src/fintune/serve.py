@@ -353,7 +353,7 @@ def create_app(analyzer: Analyzer, cfg: ServeConfig | None = None, backend: Any 
     @app.get("/v1/model", dependencies=[Depends(require_token)])
     async def model_info() -> dict[str, Any]:
         """What is served (labels, format, template, calibration), the limits and batching statistics."""
-        return {**analyzer.describe(), "backend": getattr(engine, "backend_name", "hf"),
+        return {**analyzer.describe(), "backend": "vllm" if analyzer.predictor.backend.name == "vllm" else "hf",
                 "limits": {"max_body_bytes": cfg.max_body_bytes, "max_text_chars": cfg.max_text_chars,
                            "max_batch_items": cfg.max_batch_items},
                 "batching": batcher.stats(), "auth": bool(cfg.token)}
@@ -453,9 +453,7 @@ def load_backend(name: str, analyzer: Analyzer) -> Any:
         except ImportError:
             raise FintuneError("--backend vllm: vLLM is not installed",
                                'pip install "fintune[vllm]" on a CUDA machine, or use --backend hf') from None
-        from fintune.analyze import VllmBackend
-
-        return VllmBackend(analyzer) if analyzer is not None else None
+        return analyzer  # loaded with Predictor backend "vllm" (see serve())
     raise FintuneError(f"--backend {name!r}: unknown backend", "use hf or vllm")
 
 
@@ -478,7 +476,8 @@ def serve(run_or_model: str, host: str = "127.0.0.1", port: int = 8000, max_batc
     if backend == "vllm":  # fail before spending a minute loading weights
         load_backend("vllm", None)  # type: ignore[arg-type]
     token = os.environ.get(TOKEN_ENV) or None
-    analyzer = Analyzer.load(run_or_model, dtype=dtype, batch_size=batch_size or max_batch, calibration=calibration)
+    analyzer = Analyzer.load(run_or_model, dtype=dtype, batch_size=batch_size or max_batch, calibration=calibration,
+                             backend="vllm" if backend == "vllm" else "torch")
     engine = load_backend(backend, analyzer)
     cfg = ServeConfig(max_batch=max_batch, wait_ms=wait_ms, max_body_bytes=max_body_bytes,
                       max_text_chars=max_text_chars, max_batch_items=max_batch_items, token=token)

@@ -143,8 +143,8 @@ def run_trial(recipe: Any, params: dict[str, Any], run_dir: Path, metric: str, t
 
     Raises ``optuna.TrialPruned`` (from inside training) when ``trial`` says its eval-loss curve should be pruned.
     """
-    from fintune.evaluate import evaluate_rows, load_eval_data
-    from fintune.models import load_for_inference
+    from fintune.evaluate import evaluate_predictor, load_eval_data
+    from fintune.predict.predictor import Predictor
     from fintune.recipe import recipe_to_dict, validate_recipe_dict
     from fintune.train.sft import train_sft
 
@@ -160,11 +160,10 @@ def run_trial(recipe: Any, params: dict[str, Any], run_dir: Path, metric: str, t
         if not losses:
             raise FintuneError("metric eval_loss: the trainer logged no eval_loss", "set eval_steps in the recipe")
         return {"metric": metric, "value": losses[-1][1], "metrics": {"eval_loss": losses[-1][1]}}
-    model, tokenizer, info = load_for_inference(str(run_dir))
-    data.template = str(info.get("template") or data.template)
-    _, metrics = evaluate_rows(model, tokenizer, data, split="validation", temperature_scaling=False,
-                               bootstrap_samples=0, progress=progress, limit=limit,
-                               batch_size=trial_recipe.per_device_eval_batch_size)
+    predictor = Predictor.load(str(run_dir), batch_size=trial_recipe.per_device_eval_batch_size)
+    data.template = str((predictor.info.template if predictor.info else None) or data.template)
+    _, metrics = evaluate_predictor(predictor, data, split="validation", temperature_scaling=False,
+                                    bootstrap_samples=0, progress=progress, limit=limit)
     if metric not in metrics:
         have = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
         raise FintuneError(f"--metric {metric!r}: not computed for this task", f"available: {have}")

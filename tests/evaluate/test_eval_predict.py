@@ -143,8 +143,8 @@ def test_forecaster_score_mode_ranks_label_only_answers_without_the_gold_answer(
     lp = np.log([[0.05] * 6 + [0.1, 0.4, 0.1, 0.05, 0.0499, 0.0001]])
     p = predictions_from_scores([row], FORECAST_BINS, lp)[0]
     assert p.label == "U2" and p.expected_move == 1.5  # the argmax bin's midpoint, as in generate mode
-    assert p.extra["p_up"] == pytest.approx(0.7) and p.extra["asof"] == "2015-01-09"
+    assert p.p_up == pytest.approx(0.7) and p.asof == "2015-01-09"
     mids = [-5.5, -4.5, -3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
     assert p.extra["expected_move_mean"] == pytest.approx(float(np.dot(np.exp(lp[0]), mids)))
     plain = predictions_from_scores([{"id": "x"}], ["negative", "neutral", "positive"], np.log([[0.2, 0.5, 0.3]]))[0]
-    assert plain.expected_move is None and "p_up" not in plain.extra and "asof" not in plain.extra
+    assert plain.expected_move is None and plain.p_up is None and plain.asof is None

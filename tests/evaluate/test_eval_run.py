@@ -111,7 +111,8 @@ def test_label_set_mismatch_is_one_clear_error_and_writes_nothing(prepared, tiny
 
     run = tmp_path / "run"
     shutil.copytree(tiny_dir, run)
-    (run / "manifest.json").write_text(json.dumps({"stage": "train", "labels": ["bearish", "bullish"]}))
+    (run / "manifest.json").write_text(json.dumps({"stage": "train", "base_model": "tiny",
+                                                   "labels": ["bearish", "bullish"]}))
     out = tmp_path / "out"
     with pytest.raises(FintuneError, match=r"label sets differ.*bearish.*negative"):
         run_eval(str(run), prepared, out, progress=False)

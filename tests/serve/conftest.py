@@ -57,7 +57,7 @@ def tiny_run(tmp_path_factory, tiny_model) -> Path:
     ev.mkdir()
     atomic_write_json(ev / "calibration.json", {"temperature": RUN_TEMPERATURE, "fitted_on": "validation",
                                                 "n_validation": 50, "labels": labels})
-    (ev / "manifest.json").write_text(json.dumps({"stage": "eval", "parent_run": str(run)}))
+    (ev / "manifest.json").write_text(json.dumps({"stage": "eval", "model": str(run), "parent_run": str(run)}))
     return run
 
 

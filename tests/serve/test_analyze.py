@@ -55,7 +55,7 @@ def test_run_uses_its_manifest_and_the_fitted_temperature(run_analyzer, tiny_run
     assert info["temperature_source"].endswith("eval/calibration.json")
     assert run_analyzer.system_prompt == "You are a financial analyst."
     pred = run_analyzer.predict([AnalyzeItem(text=TEXTS[0], id="a")])[0]
-    logp = np.array([pred.extra["label_logprobs"][lab] for lab in run_analyzer.labels])
+    logp = np.array([pred.label_logprobs[lab] for lab in run_analyzer.labels])
     z = np.exp((logp - logp.max()) / RUN_TEMPERATURE)
     np.testing.assert_allclose([pred.probabilities[lab] for lab in run_analyzer.labels], z / z.sum(), rtol=1e-9)
     assert public_result(pred, run_analyzer)["calibrated"] is True

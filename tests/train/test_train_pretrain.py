@@ -55,4 +55,4 @@ def test_pretrain_then_sft_merge_and_continue(tmp_path: Path) -> None:
         assert m2["parent_run"] == str(tmp_path / "stage1") and m2["base_model"] == str(model_dir)
         assert m2["merged_adapters"] == ([str((tmp_path / "stage1").resolve())] if handoff == "merge" else [])
         _, _, info = load_for_inference(str(tmp_path / handoff))
-        assert info["kind"] == "adapter"
+        assert info.kind == "adapter"

@@ -94,7 +94,7 @@ def test_eval_and_best_checkpoint_and_inference_merge(tiny_dirs: dict[str, Path]
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert sum("eval_loss" in r for r in logged) == 2
     peft_model, _, info = load_for_inference(str(tmp_path / "run"))
-    assert info["kind"] == "adapter" and info["labels"] == ["negative", "neutral", "positive"]
+    assert info.kind == "adapter" and info.labels == ["negative", "neutral", "positive"]
     merged_dir = merge_run(tmp_path / "run", tmp_path / "merged")
     assert not (merged_dir / "adapter_config.json").exists()
     merged, _, _ = load_for_inference(str(merged_dir))

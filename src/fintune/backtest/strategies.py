@@ -13,7 +13,7 @@ and after-close items roll forward). The engine trades a signal at the bar *afte
 are taken as known at that day's close. Naive timestamps are exchange-local; ones with an offset are converted to
 ``exchange_tz``.
 
-A prediction whose ``extra['asof']`` is set (a weekly forecaster prediction: the date its prompt's information
+A prediction whose ``asof`` is set (a weekly forecaster prediction: the date its prompt's information
 ends, the close before the predicted week) is placed at that date instead of ``date`` (the predicted week's first
 day), so it trades at the predicted week's first open; ``asof`` after ``date`` is refused as look-ahead.
 
@@ -112,12 +112,12 @@ def prediction_score(pred: Prediction) -> tuple[float | None, int]:
 
 
 def signal_date(pred: Prediction) -> str:
-    """The date a prediction is known: ``extra['asof']`` when given (never after ``date``), else ``date``."""
-    asof = (pred.extra or {}).get("asof")
+    """The date a prediction is known: ``asof`` when given (never after ``date``), else ``date``."""
+    asof = pred.asof
     if not asof:
         return str(pred.date)
     if str(asof)[:10] > str(pred.date)[:10]:
-        raise FintuneError(f"prediction '{pred.id}': extra['asof'] {asof!r} is after its date {pred.date!r}",
+        raise FintuneError(f"prediction '{pred.id}': asof {asof!r} is after its date {pred.date!r}",
                            "asof is when the prediction's information ends; it cannot follow the predicted period")
     return str(asof)
 

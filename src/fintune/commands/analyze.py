@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="calibration.json or `fintune eval` output dir to take the temperature from "
                         "(default: found in the run directory)")
     p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"))
+    p.add_argument("--backend", choices=("torch", "vllm"), default="torch",
+                   help="torch (default) or vllm (optional extra; LoRA adapters served as adapters)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise FintuneError("analyze: give either TEXT or --file", 'e.g. fintune analyze "Apple beats estimates"')
     if args.file and not args.out:
         raise FintuneError("analyze --file needs --out OUT.jsonl")
-    analyzer = Analyzer.load(args.model, dtype=args.dtype, batch_size=args.batch_size, calibration=args.calibration)
+    analyzer = Analyzer.load(args.model, dtype=args.dtype, batch_size=args.batch_size, calibration=args.calibration,
+                             backend=args.backend)
     if args.file:
         summary = analyze_file(analyzer, args.file, args.out, batch_size=args.batch_size, explain=args.explain,
                                progress=not args.no_progress)

@@ -27,12 +27,18 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--baseline", choices=("majority", "tfidf", "zero-shot"), default=None,
                    help="evaluate a baseline instead: majority class, TF-IDF + logistic regression, or the base "
                         "model of RUN_OR_MODEL zero-shot with the same prompt")
-    p.add_argument("--split", choices=("test", "validation"), default="test")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-new-tokens", type=int, default=64, help="generate mode only")
-    p.add_argument("--no-temperature-scaling", action="store_true",
-                   help="do not fit a temperature on the validation split")
-    p.add_argument("--bootstrap-samples", type=int, default=1000, help="resamples for 95%% intervals (0 = off)")
+    p.add_argument("--split", choices=("test", "validation"), default=None,
+                   help="default: the run recipe's eval.split, else test")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: the run recipe's eval.per_device_eval_batch_size, else 8")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="generate mode only; default: the run recipe's eval.max_new_tokens, else 64")
+    p.add_argument("--no-temperature-scaling", action="store_const", const=False, default=None,
+                   dest="temperature_scaling", help="do not fit a temperature on the validation split")
+    p.add_argument("--bootstrap-samples", type=int, default=None,
+                   help="resamples for 95%% intervals (0 = off); default: the run recipe's, else 1000")
+    p.add_argument("--backend", choices=("torch", "vllm"), default="torch",
+                   help="torch (default) or vllm (optional extra; LoRA adapters served as adapters)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
     p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"))
@@ -52,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             raise FintuneError("eval --suite: give RUN_OR_MODEL (a run directory, model directory or alias)")
         summary = run_suite(args.run_or_model, args.out, suite=args.suite, tasks=args.tasks,
                             limit=200 if args.limit is None else args.limit, data_root=args.data_root,
-                            batch_size=args.batch_size, max_new_tokens=max(args.max_new_tokens, 96),
+                            batch_size=args.batch_size or 8, max_new_tokens=max(args.max_new_tokens or 96, 96),
                             dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
         print(summary["table"])
         print(f"wrote {args.out}/suite.md")
@@ -61,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
         raise FintuneError("eval: --data is required", "give a prepared directory or a recipe, or use --suite")
     metrics = run_eval(args.run_or_model, args.data, args.out, mode=args.mode, baseline=args.baseline,
                        split=args.split, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                       temperature_scaling=not args.no_temperature_scaling,
+                       temperature_scaling=args.temperature_scaling,
                        bootstrap_samples=args.bootstrap_samples, seed=args.seed, limit=args.limit,
-                       dtype=args.dtype, progress=not args.no_progress)
+                       dtype=args.dtype, progress=not args.no_progress, backend=args.backend)
+    used = ", ".join(f"{k}={v['value']} ({v['from']})" for k, v in (metrics.get("settings") or {}).items()
+                     if v["value"] is not None)
+    print(f"eval settings: {used}")
     keys = ("model", "mode", "split", "n", "accuracy", "f1_weighted", "f1_macro", "mcc", "invalid_rate")
     head = {k: metrics[k] for k in keys if k in metrics}
     if "calibration" in metrics:

@@ -30,6 +30,7 @@ from fintune.errors import FintuneError
 from fintune.labels import labels_for_task
 from fintune.recipe import DataConfig, Recipe, SourceConfig, recipe_to_dict
 from fintune.records import Example
+from fintune.run import TaskSpec
 
 COLUMNS = ("id", "text", "label", "date", "ticker", "source", "extra", "messages", "prompt", "completion")
 TASK_FORMATS: dict[str, tuple[str, ...]] = {
@@ -248,6 +249,7 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
             task=data.task, format=data.format, template=data.template,
             tokenizer=getattr(tokenizer, "name_or_path", None) if tokenizer is not None else None,
             labels=list(labels_for_task(data.task, data.labels) or []), split_method=data.split.method,
+            task_spec=TaskSpec.from_recipe(recipe).model_dump(mode="json"),
             sources=sources, loaded=len(examples),
             counts={name: len(splits[name]) for name in SPLITS},
             label_counts={name: _label_counts(splits[name]) for name in SPLITS},

@@ -18,8 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fintune.errors import FintuneError
+from fintune.evaluate.calibration import fit_temperature
+from fintune.predict.predictor import Predictor
+from fintune.predict.rows import predictions_from_scores, softmax_rows
+from fintune.predict.stats import InferenceStats
 from fintune.records import INVALID
+from fintune.run import SCORABLE_FORMATS, TaskSpec, read_run
 
 
 @dataclass
@@ -34,12 +41,17 @@ class EvalData:
     source: str
     data_hashes: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def spec(self) -> TaskSpec:
+        """The task spec these rows were prepared with (template as overridden by the run, if any)."""
+        return TaskSpec(task=self.task, format=self.fmt, labels=list(self.labels) if self.labels else None,
+                        template=self.template)
+
 
 def load_eval_data(data: str | Path, workdir: str | Path | None = None, tokenizer: Any = None) -> EvalData:
     """Read a prepared dataset directory, or prepare a recipe into ``workdir/data`` first."""
-    from fintune.artifacts import hash_paths, read_manifest
+    from fintune.artifacts import hash_paths
     from fintune.data.prepare import prepare_data, read_prepared
-    from fintune.labels import labels_for_task
 
     path = Path(data)
     if not path.exists():
@@ -50,16 +62,12 @@ def load_eval_data(data: str | Path, workdir: str | Path | None = None, tokenize
         if workdir is None:
             raise FintuneError(f"--data {data}: a recipe needs an output directory to prepare into")
         path = Path(prepare_data(load_recipe(path), Path(workdir) / "data", tokenizer=tokenizer))
-    manifest = read_manifest(path)
-    dcfg = (manifest.get("recipe") or {}).get("data") or {}
-    task = manifest.get("task") or dcfg.get("task") or "sentiment"
-    declared = manifest.get("labels") or dcfg.get("labels")
+    spec = read_run(path, "data").spec
     splits = read_prepared(path)
     files = sorted(p for p in path.glob("*.parquet"))
-    return EvalData(splits=splits, task=task, fmt=manifest.get("format") or dcfg.get("format") or "label",
-                    template=manifest.get("template") or dcfg.get("template") or "auto",
-                    labels=labels_for_task(task, declared),
-                    source=str(path), data_hashes=hash_paths(files))
+    return EvalData(splits=splits, task=spec.task, fmt=spec.format, template=spec.template,
+                    labels=tuple(spec.labels) if spec.labels else None, source=str(path),
+                    data_hashes=hash_paths(files))
 
 
 def check_label_sets(model_labels: Sequence[str] | None, data_labels: Sequence[str] | None, model: str,
@@ -73,30 +81,23 @@ def check_label_sets(model_labels: Sequence[str] | None, data_labels: Sequence[s
 
 def run_labels(run_or_model: str) -> list[str] | None:
     """The label set a run directory's manifest records (None for plain models)."""
-    from fintune.artifacts import read_manifest
-
     path = Path(run_or_model)
     if not (path / "manifest.json").exists():
         return None
-    manifest = read_manifest(path)
-    return manifest.get("labels") or ((manifest.get("recipe") or {}).get("data") or {}).get("labels")
+    spec = read_run(path).task_spec
+    return spec.labels if spec is not None else None
 
 
 def default_mode(fmt: str) -> str:
     """Score for closed label sets (classification), generate for free-text formats."""
-    from fintune.predict import SCORABLE_FORMATS
-
     return "score" if fmt in SCORABLE_FORMATS else "generate"
 
 
 def base_model_of(run_or_model: str) -> str:
     """The base model a run was trained from (for the zero-shot baseline); a plain model is its own base."""
-    from fintune.artifacts import read_manifest
-
     path = Path(run_or_model)
     if path.is_dir() and (path / "manifest.json").exists():
-        manifest = read_manifest(path)
-        base = manifest.get("base_model") or (manifest.get("recipe") or {}).get("model_name_or_path")
+        base = read_run(path).base_model
         if base:
             return str(base)
     return run_or_model
@@ -105,18 +106,8 @@ def base_model_of(run_or_model: str) -> str:
 def score_rows(model: Any, tokenizer: Any, rows: list[dict[str, Any]], labels: Sequence[str], fmt: str,
                template: str, batch_size: int, stats: Any, progress: bool, desc: str) -> Any:
     """``[n_rows, n_labels]`` sequence log-probabilities of each label's answer for prepared rows."""
-    from fintune.predict import label_prompts, score_continuations
-
-    prompts, conts = [], []
-    for row in rows:
-        p, c = label_prompts(row, labels, fmt, template, tokenizer)
-        prompts.append(p)
-        conts.append(c)
-    return score_continuations(model, tokenizer, prompts, conts, batch_size=batch_size, stats=stats,
-                               progress=progress, desc=desc)
-
-
-_score_rows = score_rows  # the name the suite helper imported first
+    spec = TaskSpec(format=fmt, labels=list(labels), template=template)
+    return Predictor(spec, model, tokenizer, batch_size=batch_size).score_rows(rows, stats, progress, desc)
 
 
 def evaluate_rows(model: Any, tokenizer: Any, data: EvalData, split: str = "test", mode: str | None = None,
@@ -124,20 +115,24 @@ def evaluate_rows(model: Any, tokenizer: Any, data: EvalData, split: str = "test
                   bootstrap_samples: int = 1000, seed: int = 0, model_name: str = "",
                   progress: bool = True, limit: int | None = None,
                   run_temperature: float | None = None) -> tuple[list[Any], dict[str, Any]]:
-    """Predict ``data.splits[split]`` with a loaded model and compute every metric; returns (predictions, metrics).
+    """:func:`evaluate_predictor` with a Predictor built on ``model`` and ``data``'s task spec."""
+    predictor = Predictor(data.spec, model, tokenizer, model_name=model_name, batch_size=batch_size,
+                          max_new_tokens=max_new_tokens)
+    return evaluate_predictor(predictor, data, split, mode, temperature_scaling, bootstrap_samples, seed,
+                              progress, limit, run_temperature)
+
+
+def evaluate_predictor(predictor: Predictor, data: EvalData, split: str = "test", mode: str | None = None,
+                       temperature_scaling: bool = True, bootstrap_samples: int = 1000, seed: int = 0,
+                       progress: bool = True, limit: int | None = None,
+                       run_temperature: float | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """Predict ``data.splits[split]`` and compute every metric; returns (predictions, metrics).
 
     Score mode fits a temperature on the validation split (when it has labels) and applies it to the test split;
     without a validation split it uses ``run_temperature`` (one the run recorded) if given. Generate mode parses
-    strictly and counts unparsable outputs as ``invalid``.
+    strictly and counts unparsable outputs as ``invalid``. The predictor's spec is taken from ``data``.
     """
-    from fintune.predict import (
-        InferenceStats,
-        generate_texts,
-        generation_prompt,
-        predictions_from_generations,
-        predictions_from_scores,
-    )
-
+    predictor.spec = data.spec
     rows = _split_rows(data, split, limit)
     mode = mode or default_mode(data.fmt)
     labels = data.labels
@@ -146,15 +141,11 @@ def evaluate_rows(model: Any, tokenizer: Any, data: EvalData, split: str = "test
     if mode == "score":
         if not labels:
             raise FintuneError(f"score mode needs a label set; task '{data.task}' has none", "use --mode generate")
-        logprobs = score_rows(model, tokenizer, rows, labels, data.fmt, data.template, batch_size, stats,
-                               progress, f"score {split}")
+        logprobs = predictor.score_rows(rows, stats, progress, f"score {split}")
         temperature, calibration = 1.0, {"temperature": 1.0, "fitted_on": None}
         val = [r for r in data.splits.get("validation") or [] if r.get("label")] if split != "validation" else []
         if temperature_scaling and val:
-            from fintune.evaluate.calibration import fit_temperature
-
-            val_lp = score_rows(model, tokenizer, val, labels, data.fmt, data.template, batch_size, None,
-                                 progress, "score validation")
+            val_lp = predictor.score_rows(val, None, progress, "score validation")
             unknown = sorted({r["label"] for r in val} - set(labels))
             if unknown:
                 raise FintuneError(f"{data.source}: validation labels {unknown} are not in the label set {labels}")
@@ -165,12 +156,9 @@ def evaluate_rows(model: Any, tokenizer: Any, data: EvalData, split: str = "test
             calibration = {"temperature": temperature, "fitted_on": "run manifest"}
         elif temperature_scaling:
             calibration["note"] = "no labelled validation split: temperature not fitted (T=1)"
-        preds = predictions_from_scores(rows, labels, logprobs, temperature, model_name)
+        preds = predictions_from_scores(rows, labels, logprobs, temperature, predictor.model_name)
     elif mode == "generate":
-        prompts = [generation_prompt(r, data.template, tokenizer) for r in rows]
-        texts = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               stats=stats, progress=progress, desc=f"generate {split}")
-        preds = predictions_from_generations(rows, texts, data.fmt, labels, model_name)
+        preds = predictor.predict_rows(rows, "generate", stats=stats, progress=progress, desc=f"generate {split}")
     else:
         raise FintuneError(f"--mode {mode!r}: unknown mode", "use score or generate")
     metrics = compute_metrics(preds, data, split, mode, bootstrap_samples, seed, calibration)
@@ -212,12 +200,9 @@ def compute_metrics(preds: Sequence[Any], data: EvalData, split: str, mode: str,
 
 
 def _calibration(preds: Sequence[Any], labels: list[str], calibration: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
     from fintune.evaluate.calibration import calibration_metrics
-    from fintune.predict import softmax_rows
 
-    logits = np.array([[p.extra["label_logprobs"][lab] for lab in labels] for p in preds])
+    logits = np.array([[(p.label_logprobs or {})[lab] for lab in labels] for p in preds])
     gold = [p.gold for p in preds]
     t = float(calibration.get("temperature") or 1.0)
     before = calibration_metrics(softmax_rows(logits, 1.0), gold, labels)
@@ -239,13 +224,13 @@ def _forecast(preds: Sequence[Any], data: EvalData, bootstrap_samples: int = 100
     metrics = forecast_metrics(
         [p.gold for p in preds], [p.label for p in preds], [p.expected_move for p in preds],
         actual_moves=[e.get("next_week_return") for e in extras],
-        pred_sections=[p.extra.get("sections") if p.label != INVALID else None for p in preds],
+        pred_sections=[p.sections if p.label != INVALID else None for p in preds],
         ref_sections=refs)
     train_bins = [r["label"] for r in data.splits.get("train") or [] if r.get("label")]
     prev = [week_move.get((r.get("ticker"), e.get("prev_close_date"))) for r, e in zip(gold_rows, extras,
                                                                                       strict=True)]
     metrics["baselines"] = forecast_baselines([p.gold for p in preds], train_bins, prev)
-    p_up = [p.extra.get("p_up") for p in preds] if all("p_up" in p.extra for p in preds) else None
+    p_up = [p.p_up for p in preds] if all(p.p_up is not None for p in preds) else None
     metrics["direction_ci"] = direction_intervals([p.gold for p in preds], [p.label for p in preds], prev, p_up,
                                                   bootstrap_samples, seed)
     return metrics
@@ -294,18 +279,44 @@ def write_eval_outputs(out_dir: Path, preds: Sequence[Any], metrics: dict[str, A
     atomic_write_json(out_dir / "metrics.json", metrics)
 
 
+EVAL_DEFAULTS: dict[str, Any] = {"mode": None, "batch_size": 8, "max_new_tokens": 64, "temperature_scaling": True,
+                                 "bootstrap_samples": 1000, "split": "test"}
+"""What ``fintune eval`` uses when neither a flag nor the run's recipe ``eval:`` block sets a value."""
+_EVAL_KEYS = {"mode": "mode", "batch_size": "per_device_eval_batch_size", "max_new_tokens": "max_new_tokens",
+              "temperature_scaling": "temperature_scaling", "bootstrap_samples": "bootstrap_samples",
+              "split": "split"}
+
+
+def resolve_eval_settings(flags: dict[str, Any], spec: TaskSpec | None) -> dict[str, dict[str, Any]]:
+    """Each eval setting with where it came from: a flag (not None) wins, then the run's recipe ``eval:`` block
+    (keys the recipe set), then :data:`EVAL_DEFAULTS`. Returns ``{name: {"value": v, "from": source}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, key in _EVAL_KEYS.items():
+        if flags.get(name) is not None:
+            out[name] = {"value": flags[name], "from": "flag"}
+        elif spec is not None and key in spec.eval_set:
+            out[name] = {"value": getattr(spec.eval, key), "from": "run recipe eval block"}
+        else:
+            out[name] = {"value": EVAL_DEFAULTS[name], "from": "default"}
+    return out
+
+
 def run_eval(run_or_model: str | None, data: str | Path, out: str | Path, mode: str | None = None,
-             baseline: str | None = None, split: str = "test", batch_size: int = 8, max_new_tokens: int = 64,
-             temperature_scaling: bool = True, bootstrap_samples: int = 1000, seed: int = 0,
-             limit: int | None = None, dtype: str = "auto", progress: bool = True) -> dict[str, Any]:
+             baseline: str | None = None, split: str | None = None, batch_size: int | None = None,
+             max_new_tokens: int | None = None, temperature_scaling: bool | None = None,
+             bootstrap_samples: int | None = None, seed: int = 0, limit: int | None = None, dtype: str = "auto",
+             progress: bool = True, backend: str = "torch") -> dict[str, Any]:
     """``fintune eval``: evaluate a run / model (or a baseline) on prepared data; returns the metrics dict.
 
     Args:
         run_or_model: run directory, model directory, hub id or alias (not needed for majority / tfidf).
         data: prepared dataset directory, or a recipe YAML to prepare into ``out/data``.
         out: output directory (replaced atomically).
-        mode: ``score`` | ``generate`` (default: score for classification formats).
+        mode, split, batch_size, max_new_tokens, temperature_scaling, bootstrap_samples: ``None`` = the run's
+            recipe ``eval:`` block when it set the key, else :data:`EVAL_DEFAULTS`; ``metrics["settings"]`` says
+            which was used.
         baseline: ``majority`` | ``tfidf`` | ``zero-shot`` (the base model of ``run_or_model``).
+        backend: ``torch`` or ``vllm`` (the same predictions schema).
     """
     from fintune.artifacts import atomic_output_dir, write_manifest
 
@@ -315,41 +326,52 @@ def run_eval(run_or_model: str | None, data: str | Path, out: str | Path, mode: 
         raise FintuneError(f"--baseline {baseline!r}: unknown baseline", "use majority, tfidf or zero-shot")
     if mode not in (None, "score", "generate"):
         raise FintuneError(f"--mode {mode!r}: unknown mode", "use score or generate")
+    run_spec = None
+    if run_or_model and baseline is None and (Path(run_or_model) / "manifest.json").exists():
+        run_spec = read_run(run_or_model).task_spec
+    settings = resolve_eval_settings({"mode": mode, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                                      "temperature_scaling": temperature_scaling,
+                                      "bootstrap_samples": bootstrap_samples, "split": split}, run_spec)
+    val = {k: v["value"] for k, v in settings.items()}
     with atomic_output_dir(out) as staging:
-        info: dict[str, Any] = {}
+        predictor = None
         if baseline in ("majority", "tfidf"):
             ev = load_eval_data(data, workdir=staging)
-            preds = baseline_predictions(baseline, ev, split, limit, seed)
-            metrics = compute_metrics(preds, ev, split, "baseline", bootstrap_samples, seed)
+            preds = baseline_predictions(baseline, ev, val["split"], limit, seed)
+            metrics = compute_metrics(preds, ev, val["split"], "baseline", val["bootstrap_samples"], seed)
             model_name = f"baseline:{baseline}"
         else:
             if not run_or_model:
                 raise FintuneError("eval: give RUN_OR_MODEL (a run directory, model directory or alias)")
-            from fintune.models import load_for_inference
-
             target = base_model_of(run_or_model) if baseline == "zero-shot" else run_or_model
             ev = None
             if Path(data).is_dir():  # check labels before spending time loading weights
                 ev = load_eval_data(data, workdir=staging)
                 if baseline != "zero-shot":
                     check_label_sets(run_labels(run_or_model), ev.labels, run_or_model, str(data))
-            model, tokenizer, info = load_for_inference(target, dtype=dtype)
-            if ev is None:
-                ev = load_eval_data(data, workdir=staging, tokenizer=tokenizer)
-            if baseline != "zero-shot":
-                check_label_sets(info.get("labels"), ev.labels, run_or_model, str(data))
-            if info.get("template") and baseline != "zero-shot":
-                ev.template = str(info["template"])
             model_name = f"baseline:zero-shot:{target}" if baseline else str(run_or_model)
-            preds, metrics = evaluate_rows(model, tokenizer, ev, split, mode, batch_size, max_new_tokens,
-                                           temperature_scaling, bootstrap_samples, seed, model_name, progress,
-                                           limit, info.get("temperature") if baseline is None else None)
+            predictor = Predictor.load(target, dtype=dtype, backend=backend, batch_size=val["batch_size"],
+                                       max_new_tokens=val["max_new_tokens"])
+            predictor.model_name = model_name
+            info = predictor.info
+            if ev is None:
+                ev = load_eval_data(data, workdir=staging, tokenizer=predictor.tokenizer)
+            if baseline != "zero-shot":
+                check_label_sets(info.labels if info else None, ev.labels, run_or_model, str(data))
+            if info is not None and info.template and baseline != "zero-shot":
+                ev.template = str(info.template)
+            preds, metrics = evaluate_predictor(predictor, ev, val["split"], val["mode"], val["temperature_scaling"],
+                                                val["bootstrap_samples"], seed, progress, limit,
+                                                info.temperature if info is not None and baseline is None else None)
         metrics["model"] = model_name
         metrics["data"] = ev.source
+        metrics["settings"] = settings
         write_eval_outputs(staging, preds, metrics)
         write_manifest(staging, "eval", recipe=args, seed=seed, data_hashes=ev.data_hashes,
                        parent=str(run_or_model) if run_or_model else None, model=model_name,
                        labels=list(ev.labels or []), template=ev.template, mode=metrics.get("mode"),
                        temperature=(metrics.get("calibration") or {}).get("temperature"),
-                       base_model=info.get("base_model"))
+                       base_model=predictor.info.base_model if predictor is not None and predictor.info else None,
+                       task_spec=ev.spec.model_dump(mode="json"), settings=settings,
+                       backend=predictor.backend.name if predictor is not None else None)
     return json.loads((Path(out) / "metrics.json").read_text(encoding="utf-8"))

@@ -195,13 +195,13 @@ def headline_metrics(rows: Sequence[dict[str, Any]], preds: Sequence[Any]) -> di
 
 def _seen_in_training(run_or_model: str) -> tuple[set[str], set[tuple[str, str]]] | None:
     """Ids and (text, question) pairs of a run's training split, when its manifest points to prepared data."""
-    from fintune.artifacts import read_manifest
     from fintune.data.prepare import read_prepared
+    from fintune.run import read_run
 
     path = Path(run_or_model)
     if not (path / "manifest.json").exists():
         return None
-    data_dir = read_manifest(path).get("data_dir")
+    data_dir = getattr(read_run(path), "data_dir", None)
     if not data_dir or not (Path(data_dir) / "train.parquet").exists():
         return None
     train = read_prepared(data_dir).get("train") or []
@@ -225,13 +225,9 @@ def evaluate_task(model: Any, tokenizer: Any, task: SuiteTask, data_dir: Path, l
                   template: str | None = None) -> tuple[list[Any], dict[str, Any]]:
     """Evaluate one prepared suite task with a loaded model; returns (predictions, metrics)."""
     from fintune.evaluate import compute_metrics, load_eval_data
-    from fintune.predict import (
-        InferenceStats,
-        generate_texts,
-        generation_prompt,
-        predictions_from_generations,
-        predictions_from_scores,
-    )
+    from fintune.predict.predictor import Predictor
+    from fintune.predict.rows import generation_prompt, predictions_from_generations
+    from fintune.predict.stats import InferenceStats
 
     ev = load_eval_data(data_dir)
     if template:
@@ -246,22 +242,20 @@ def evaluate_task(model: Any, tokenizer: Any, task: SuiteTask, data_dir: Path, l
         raise FintuneError(f"suite task '{task.key}': every test row was seen in training",
                            "evaluate a run trained without this task's test data")
     stats = InferenceStats()
+    predictor = model if isinstance(model, Predictor) else Predictor(ev.spec, model, tokenizer)
+    predictor.spec, predictor.batch_size, predictor.model_name = ev.spec, batch_size, model_name
     if task.mode == "score":
-        from fintune.evaluate import _score_rows
-
-        labels = ev.labels or ()
-        logprobs = _score_rows(model, tokenizer, rows, labels, ev.fmt, ev.template, batch_size, stats, progress,
-                               f"score {task.key}")
-        preds = predictions_from_scores(rows, labels, logprobs, 1.0, model_name)
+        preds = predictor.predict_rows(rows, "score", temperature=1.0, stats=stats, progress=progress,
+                                       desc=f"score {task.key}")
         ev.splits = {**ev.splits, "test": rows}
         metrics = compute_metrics(preds, ev, "test", "score", bootstrap_samples=200, seed=seed,
                                   calibration={"temperature": 1.0, "fitted_on": None})
         if task.key == "headlines":
             metrics.update(headline_metrics(rows, preds))
     else:
-        prompts = [generation_prompt(r, ev.template, tokenizer) for r in rows]
-        texts = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               stats=stats, progress=progress, desc=f"generate {task.key}")
+        prompts = [generation_prompt(r, ev.template, predictor.tokenizer) for r in rows]
+        texts = predictor.generate(prompts, max_new_tokens=max_new_tokens, stats=stats, progress=progress,
+                                   desc=f"generate {task.key}")
         metrics, per_row = ner_metrics(rows, texts)
         preds = predictions_from_generations(rows, texts, "text", None, model_name,
                                              parser=lambda *_: None)
@@ -294,7 +288,7 @@ def run_suite(run_or_model: str, out: str | Path, suite: str = "flare", tasks: S
         write_manifest,
     )
     from fintune.data.prepare import prepare_data
-    from fintune.models import load_for_inference
+    from fintune.predict.predictor import Predictor
     from fintune.records import write_jsonl
 
     if limit is not None and limit < 1:
@@ -305,18 +299,20 @@ def run_suite(run_or_model: str, out: str | Path, suite: str = "flare", tasks: S
         raise FintuneError(f"suite data root {root}: not a directory", "set FINTUNE_DATA or pass --data-root")
     args = {"run_or_model": run_or_model, "suite": suite, "tasks": [t.key for t in chosen], "limit": limit,
             "data_root": str(root), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "dtype": dtype}
-    model, tokenizer, info = load_for_inference(run_or_model, dtype=dtype)
-    template = str(info.get("template") or "auto")
+    predictor = Predictor.load(run_or_model, dtype=dtype, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    tokenizer, info = predictor.tokenizer, predictor.info
+    template = str((info.template if info else None) or "auto")
     seen = _seen_in_training(run_or_model)
     results: dict[str, Any] = {}
     hashes: dict[str, str] = {}
     with atomic_output_dir(out) as staging:
         for task in chosen:
-            data_dir = prepare_data(suite_recipe(task, str(info.get("base_model") or run_or_model), template),
+            data_dir = prepare_data(suite_recipe(task, str((info.base_model if info else None) or run_or_model),
+                                                 template),
                                     staging / "data" / task.key, tokenizer=tokenizer)
             hashes.update({f"{task.key}/{Path(k).name}": v for k, v in hash_paths(
                 sorted(data_dir.glob("*.parquet"))).items()})
-            preds, metrics = evaluate_task(model, tokenizer, task, data_dir, limit, seen, batch_size,
+            preds, metrics = evaluate_task(predictor, tokenizer, task, data_dir, limit, seen, batch_size,
                                            max_new_tokens, seed, str(run_or_model), progress, template)
             write_jsonl(staging / task.key / "predictions.jsonl", preds)
             atomic_write_json(staging / task.key / "metrics.json", metrics)
@@ -329,7 +325,7 @@ def run_suite(run_or_model: str, out: str | Path, suite: str = "flare", tasks: S
         atomic_write_json(staging / "suite.json", summary)
         atomic_write_text(staging / "suite.md", table)
         write_manifest(staging, "eval-suite", recipe=args, seed=seed, data_hashes=hashes, parent=str(run_or_model),
-                       model=str(run_or_model), base_model=info.get("base_model"), template=template)
+                       model=str(run_or_model), base_model=info.base_model if info else None, template=template)
     summary["table"] = table
     return summary
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from fintune.errors import FintuneError
 from fintune.recipe import Recipe, recipe_to_dict
+from fintune.run import TaskSpec, read_run
 from fintune.train.collate import IGNORE
 
 CHECKPOINTS = "checkpoints"
@@ -237,7 +238,6 @@ def prepare_model(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
     """
     from transformers import set_seed
 
-    from fintune.artifacts import read_manifest
     from fintune.models import attach_lora, is_adapter_dir, load_base_with_lineage
 
     set_seed(recipe.seed)  # the adapter's random init must be the same in every process for the same seed
@@ -247,10 +247,10 @@ def prepare_model(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
         parent = Path(recipe.init_from)
         if not parent.is_dir():
             raise FintuneError(f"recipe key 'init_from': {parent} is not a run directory")
-        pm = read_manifest(parent)
         if is_adapter_dir(parent):
-            base = pm.get("base_model") or base
-            merged = list(pm.get("merged_adapters") or [])
+            pm = read_run(parent, "train")
+            base = pm.base_model
+            merged = list(pm.merged_adapters)
             if recipe.stage1_handoff == "merge":
                 merged.append(str(parent.resolve()))
             else:
@@ -281,7 +281,7 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (a sweep's pruning callback, say).
     """
-    from fintune.artifacts import hash_paths, read_manifest
+    from fintune.artifacts import hash_paths
 
     out = Path(out or recipe.output_dir or Path("runs") / recipe.name)
     model, tokenizer, lineage = prepare_model(recipe)
@@ -305,13 +305,19 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
         train_rows = train_rows[: recipe.data.max_train_examples]
     val = splits.get("validation") or []
     eval_rows = encode_rows(val, tokenizer, recipe.max_seq_length, f"{data_dir}/validation.parquet") if val else None
-    data_manifest = read_manifest(data_dir) if (data_dir / "manifest.json").exists() else {}
-    labels = data_manifest.get("labels") or recipe.data.labels
-    template = data_manifest.get("template") or recipe.data.template
+    spec = TaskSpec.from_recipe(recipe)
+    licenses: dict[str, str] = {}
+    if (data_dir / "manifest.json").exists():
+        data_manifest = read_run(data_dir, "data")
+        # the prepared data's spec (labels, format, template) with this recipe's eval block
+        spec = data_manifest.spec.model_copy(update={"eval": spec.eval, "eval_set": spec.eval_set,
+                                                      "system_prompt": spec.system_prompt})
+        licenses = data_manifest.licenses
     hashes = hash_paths([p for p in sorted(data_dir.glob("*.parquet"))])
     return run_training(recipe, model, tokenizer, train_rows, eval_rows, out, resume, "train",
-                        dict(lineage, data_hashes=hashes, data_dir=str(data_dir), labels=labels,
-                             template=template), callbacks=callbacks)
+                        dict(lineage, data_hashes=hashes, data_dir=str(data_dir), labels=spec.labels,
+                             template=spec.template, task_spec=spec.model_dump(mode="json"),
+                             licenses=licenses), callbacks=callbacks)
 
 
 def steps_per_epoch(n_rows: int, recipe: Recipe) -> int:

@@ -1,0 +1,215 @@
+"""The run contract: one typed (pydantic) manifest per stage, read through :func:`read_run`.
+
+Every stage writes ``manifest.json`` (``fintune.artifacts.write_manifest``); every later stage reads it back here
+as a :class:`DataManifest`, :class:`TrainManifest`, :class:`EvalManifest`, :class:`AnalyzeManifest` or
+:class:`BacktestManifest` (other stages: :class:`RunManifest`). They share the base model and lineage, the
+:class:`TaskSpec` (task, format, labels and their mapping, template, system prompt, pinned template date and the
+recipe's ``eval:`` block), data hashes and licenses, package versions, git SHA, seed and world size.
+
+Older run directories (written before ``task_spec`` was recorded) still read: the spec is rebuilt from the keys
+they do have (``labels``, ``template``, ``format`` and the recorded recipe). A directory that lacks a field a
+stage needs is a one-line error naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fintune.errors import FintuneError
+from fintune.labels import labels_for_task
+from fintune.recipe import EvalConfig
+
+MANIFEST = "manifest.json"
+LLAMA3_TEMPLATE_DATE = "26 Jul 2024"
+"""The 'Today Date' the built-in llama3 template pins (the official template's default)."""
+SCORABLE_FORMATS = ("label", "structured", "headlines")
+"""Formats with a closed answer set, which score mode can rank by log-probability."""
+
+
+class TaskSpec(BaseModel):
+    """What a model was taught to answer and how its prompts are written: everything inference must repeat."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task: str = "sentiment"
+    format: str = "label"
+    labels: list[str] | None = None
+    label_maps: dict[str, dict[str, str]] = Field(default_factory=dict,
+                                                  description="source name -> raw label -> declared label")
+    template: str = "auto"
+    system_prompt: str | None = None
+    template_date: str | None = None
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    eval_set: list[str] = Field(default_factory=list, description="eval keys the recipe set (not defaults)")
+
+    @property
+    def default_mode(self) -> str:
+        """``score`` for closed label sets, ``generate`` for free-text formats."""
+        return "score" if self.format in SCORABLE_FORMATS else "generate"
+
+    @classmethod
+    def from_recipe(cls, recipe: Any, labels: list[str] | None = None, template: str | None = None) -> TaskSpec:
+        """The spec a :class:`~fintune.recipe.Recipe` (or its dict) declares; ``labels``/``template`` override."""
+        rec = recipe if isinstance(recipe, dict) else recipe.model_dump(mode="json")
+        ev = EvalConfig(**(rec.get("eval") or {}))
+        if isinstance(recipe, dict):  # a recorded recipe lists every key: count the ones off their default
+            eval_set = sorted(k for k, v in ev.model_dump().items() if v != EvalConfig.model_fields[k].default)
+        else:
+            eval_set = sorted(recipe.eval.model_fields_set)
+        data = rec.get("data") or {}
+        task = str(data.get("task") or "sentiment")
+        tmpl = str(template or data.get("template") or "auto")
+        maps = {str(s.get("name")): dict(s["label_map"]) for s in data.get("sources") or []
+                if isinstance(s, dict) and s.get("label_map")}
+        declared = labels if labels is not None else data.get("labels")
+        resolved = labels_for_task(task, declared)
+        return cls(task=task, format=str(data.get("format") or "label"),
+                   labels=list(resolved) if resolved else None, label_maps=maps, template=tmpl,
+                   system_prompt=data.get("system_prompt"),
+                   template_date=LLAMA3_TEMPLATE_DATE if tmpl == "llama3" else None,
+                   eval=ev, eval_set=eval_set)
+
+
+class RunManifest(BaseModel):
+    """Fields every stage's manifest carries (unknown keys are kept: stages add their own)."""
+
+    model_config = ConfigDict(extra="allow")
+    stages: ClassVar[tuple[str, ...]] = ()
+
+    stage: str
+    created: str | None = None
+    fintune_git_sha: str | None = None
+    command: str | None = None
+    seed: int | None = None
+    parent_run: str | None = None
+    recipe: dict[str, Any] | None = None
+    data_sha256: dict[str, str] = Field(default_factory=dict)
+    licenses: dict[str, str] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+    world_size: int = 1
+    base_model: str | None = None
+    merged_adapters: list[str] = Field(default_factory=list)
+    task_spec: TaskSpec | None = None
+    temperature: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_task_spec(cls, raw: Any) -> Any:
+        """Manifests written before ``task_spec`` existed: rebuild it from the keys they recorded."""
+        if not isinstance(raw, dict) or raw.get("task_spec") is not None:
+            return raw
+        recipe = raw.get("recipe") if isinstance(raw.get("recipe"), dict) else {}
+        if not (recipe.get("data") or raw.get("labels") or raw.get("format")):
+            return raw
+        data = dict(recipe.get("data") or {})
+        if isinstance(raw.get("task"), str):
+            data["task"] = raw["task"]
+        if raw.get("format"):
+            data["format"] = raw["format"]
+        try:
+            spec = TaskSpec.from_recipe({"data": data, "eval": recipe.get("eval") or {}},
+                                        labels=raw.get("labels") or None, template=raw.get("template"))
+        except (ValueError, FintuneError):
+            return raw
+        return {**raw, "task_spec": spec}
+
+    @property
+    def spec(self) -> TaskSpec:
+        """The task spec (the defaults when the stage recorded none: sentiment labels, ``label`` format)."""
+        return self.task_spec or TaskSpec(labels=list(labels_for_task("sentiment") or []))
+
+
+class DataManifest(RunManifest):
+    """``fintune data``: prepared splits of one task."""
+
+    stages: ClassVar[tuple[str, ...]] = ("data",)
+    task_spec: TaskSpec
+    counts: dict[str, int]
+
+
+class TrainManifest(RunManifest):
+    """``fintune train`` / ``pretrain`` (and ``models merge``): weights or an adapter on a base model."""
+
+    stages: ClassVar[tuple[str, ...]] = ("train", "pretrain", "merge")
+    base_model: str
+    data_dir: str | None = None
+
+
+class EvalManifest(RunManifest):
+    """``fintune eval`` (and ``eval --suite``): predictions and metrics of one model on one dataset."""
+
+    stages: ClassVar[tuple[str, ...]] = ("eval", "eval-suite")
+    model: str
+
+
+class AnalyzeManifest(RunManifest):
+    """``fintune analyze --file``: predictions of a run on unlabelled texts."""
+
+    stages: ClassVar[tuple[str, ...]] = ("analyze",)
+    model: dict[str, Any] | str
+
+
+class BacktestManifest(RunManifest):
+    """``fintune backtest``: predictions + prices -> returns."""
+
+    stages: ClassVar[tuple[str, ...]] = ("backtest",)
+
+
+MANIFEST_TYPES: tuple[type[RunManifest], ...] = (DataManifest, TrainManifest, EvalManifest, AnalyzeManifest,
+                                                 BacktestManifest)
+Expected = Literal["data", "train", "eval", "analyze", "backtest"]
+
+
+def manifest_type(stage: str) -> type[RunManifest]:
+    """The manifest class that reads ``stage`` (:class:`RunManifest` for stages without their own)."""
+    for cls in MANIFEST_TYPES:
+        if stage in cls.stages:
+            return cls
+    return RunManifest
+
+
+def parse_manifest(raw: Any, where: str = MANIFEST) -> RunManifest:
+    """Validate a manifest dict into its stage's type; a one-line error names ``where`` and the field."""
+    if not isinstance(raw, dict):
+        raise FintuneError(f"{where}: expected a JSON object")
+    stage = raw.get("stage")
+    if not isinstance(stage, str) or not stage:
+        raise FintuneError(f"{where}: missing field 'stage'", "is this a fintune run directory?")
+    cls = manifest_type(stage)
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "?"
+        what = "missing field" if err["type"] == "missing" else f"field '{field}': {err['msg']} -"
+        raise FintuneError(f"{where}: {what} '{field}' ({stage} manifest)" if err["type"] == "missing"
+                           else f"{where}: {what} got {err.get('input')!r} ({stage} manifest)",
+                           "was it written by this version of fintune? re-run that stage") from None
+
+
+def read_run(path: str | Path, expect: Expected | None = None) -> RunManifest:
+    """Read ``path/manifest.json`` (or a manifest file) as its stage's type.
+
+    ``expect`` names the kind of directory the caller needs (``"train"`` accepts train, pretrain and merge
+    manifests); another kind is a one-line error.
+    """
+    path = Path(path)
+    file = path if path.is_file() else path / MANIFEST
+    if not file.exists():
+        raise FintuneError(f"{file}: no manifest", "is this a fintune run directory?")
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FintuneError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    manifest = parse_manifest(raw, str(file))
+    if expect is not None:
+        want = {"data": DataManifest, "train": TrainManifest, "eval": EvalManifest, "analyze": AnalyzeManifest,
+                "backtest": BacktestManifest}[expect]
+        if not isinstance(manifest, want):
+            raise FintuneError(f"{file}: a '{manifest.stage}' directory, not a {expect} run",
+                               f"give a directory written by `fintune {expect}`")
+    return manifest
