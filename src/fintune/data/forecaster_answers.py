@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fintune.errors import FintuneError
+from fintune.prompts.forecaster import SYSTEM_PROMPT
 from fintune.records import Example
 
 BLIND_SYSTEM = (
@@ -74,7 +75,6 @@ class TeacherConfig:
 
 def teacher_messages(example: Example, label_aware: bool) -> list[dict[str, str]]:
     """What the teacher is asked: blind (sections only) or FinGPT's label-aware rationalisation."""
-    from fintune.data.forecaster import SYSTEM_PROMPT
     from fintune.prompts.parse import bin_to_text
 
     text = example.text

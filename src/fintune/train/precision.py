@@ -27,6 +27,18 @@ from typing import Any
 PRECISIONS = ("auto", "ieee", "bf16", "tf32")
 
 
+def bf16_supported() -> bool:
+    """True when bf16 autocast is fast here: a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_fp32_matmul_precision(setting: str) -> str:
     """``auto`` -> ``bf16`` on a CPU with AMX/AVX512-BF16, ``tf32`` on an Ampere+ GPU, else ``ieee`` (exact)."""
     import torch
@@ -35,8 +47,6 @@ def resolve_fp32_matmul_precision(setting: str) -> str:
         return setting
     if torch.cuda.is_available():
         return "tf32" if torch.cuda.get_device_capability()[0] >= 8 else "ieee"
-    from fintune.train.sft import bf16_supported
-
     return "bf16" if bf16_supported() else "ieee"
 
 

@@ -18,20 +18,9 @@ from fintune.errors import FintuneError
 from fintune.recipe import Recipe, recipe_to_dict
 from fintune.run import TaskSpec, read_run
 from fintune.train.collate import IGNORE
+from fintune.train.precision import bf16_supported
 
 CHECKPOINTS = "checkpoints"
-
-
-def bf16_supported() -> bool:
-    """True when bf16 autocast is fast here: a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def use_bf16(recipe: Recipe) -> bool:
