@@ -148,6 +148,11 @@ def flops_per_doc(analyzer: Analyzer, items: list[AnalyzeItem]) -> float:
     return total / len(items)
 
 
+def note(msg: str) -> None:
+    """Progress to stderr (the JSON result goes to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory (MiB)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -194,6 +199,7 @@ def main() -> None:
     a = ap.parse_args()
     threads = set_inference_threads(a.threads)
     res: dict[str, object] = {"threads": threads, "docs": a.docs, "batch_size": a.batch_size}
+    note("GEMM rates")
     res["gemm_gflops"] = {"float32": gemm_rate(torch.float32) / 1e9, "bfloat16": gemm_rate(torch.bfloat16) / 1e9}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -205,6 +211,7 @@ def main() -> None:
         speeds: dict[str, float] = {}
         for dtype in ("float32", "bfloat16"):
             analyzer = Analyzer.load(run, dtype=dtype, batch_size=a.batch_size)
+            note(f"analyze {dtype}")
             speeds[f"analyze_{dtype}"] = timed_analyze(analyzer, src, tmp / f"{dtype}.jsonl", a.batch_size)
             res[f"flops_per_doc_{dtype}"] = flops_per_doc(analyzer, items[:200])
         best = max(("float32", "bfloat16"), key=lambda d: speeds[f"analyze_{d}"])
@@ -212,6 +219,7 @@ def main() -> None:
         sub = tmp / "sub.jsonl"
         sub.write_text("\n".join(src.read_text().splitlines()[:a.ablation_docs]) + "\n")
         analyzer = Analyzer.load(run, dtype=best, batch_size=a.batch_size)
+        note(f"speed steps switched off in turn ({best})")
         speeds["steps_all_on"] = timed_analyze(analyzer, sub, tmp / "s0.jsonl", a.batch_size)
         analyzer.predictor.backend.prefix_cache = None
         speeds["steps_no_prefix_cache_across_batches"] = timed_analyze(analyzer, sub, tmp / "s1.jsonl", a.batch_size)
@@ -219,6 +227,7 @@ def main() -> None:
                             analyzer.temperature)
         speeds["steps_adapter_unmerged"] = timed_analyze(unmerged, sub, tmp / "s2.jsonl", a.batch_size)
         del unmerged
+        note("plain transformers loop")
         plain_docs = items[:a.plain_docs]
         speeds["plain_loop_fp32"], plain_labels = plain_loop(analyzer, plain_docs, a.batch_size)
         ref = Analyzer.load(run, dtype="float32", batch_size=a.batch_size).predict(plain_docs)
@@ -229,6 +238,7 @@ def main() -> None:
         res["ratio_vs_plain_loop"] = speeds[f"analyze_{best}"] / speeds["plain_loop_fp32"]
         rate = res["gemm_gflops"][best] * 1e9  # type: ignore[index]
         res["efficiency"] = speeds[f"analyze_{best}"] / 60.0 * res[f"flops_per_doc_{best}"] / rate
+        note("bf16 vs fp32 parity on the FPB test split")
         res["parity_bf16_vs_fp32_fpb_test"] = parity(run, a.parity_docs, a.batch_size)
     res["peak_rss_mib"] = round(peak_rss_mib(), 1)
     print(json.dumps(res))
