@@ -205,3 +205,23 @@ def test_forecaster_metrics_from_generated_answers():
     # momentum: week 1's previous move is the train week's -1.4 (down, wrong), week 2's is week 1's +1.3 (wrong)
     assert fc["baselines"]["momentum"] == {"direction_accuracy": 0.0, "n": 2}
     assert fc["baselines"]["majority"]["bin"] == "D2"
+
+
+def test_eval_of_a_run_uses_its_recipe_eval_block_unless_a_flag_overrides(prepared, tiny_dir, tmp_path, capsys):
+    from fintune.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_dir, run)
+    spec = {"task": "sentiment", "format": "label", "labels": ["negative", "neutral", "positive"],
+            "template": "chatml", "eval": {"mode": "generate", "max_new_tokens": 3, "bootstrap_samples": 0},
+            "eval_set": ["bootstrap_samples", "max_new_tokens", "mode"]}
+    (run / "manifest.json").write_text(json.dumps({"stage": "train", "base_model": str(tiny_dir), "task_spec": spec}))
+    assert main(["eval", str(run), "--data", str(prepared), "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["mode"] == "generate" and m["settings"]["max_new_tokens"] == {"value": 3, "from": "run recipe eval block"}
+    assert m["speed"]["generated_tokens"] <= 3 * m["n"]
+    assert "max_new_tokens=3 (run recipe eval block)" in capsys.readouterr().out
+    assert main(["eval", str(run), "--data", str(prepared), "--out", str(tmp_path / "b"), "--no-progress",
+                 "--mode", "score"]) == 0
+    m = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert m["mode"] == "score" and m["settings"]["mode"]["from"] == "flag"
