@@ -140,3 +140,22 @@ def test_vllm_refuses_dora_and_modules_to_save_and_says_when_not_installed(tiny,
         assert main(["analyze", "--file", str(src), "--out", str(tmp_path / "o.jsonl"), "--model", str(run),
                      "--backend", "vllm"]) != 0
         assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_inference_threads_default_to_the_cores_this_process_may_use(monkeypatch):
+    import os
+
+    import torch
+
+    from fintune.predict.predictor import default_threads, set_inference_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert default_threads() == len(os.sched_getaffinity(0))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert set_inference_threads() == 1  # a lower count set on purpose (serve --threads) is kept
+    finally:
+        torch.set_num_threads(before)

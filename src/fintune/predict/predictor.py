@@ -88,10 +88,11 @@ def default_threads() -> int:
 
 
 def set_inference_threads(threads: int | None = None) -> int:
-    """Set torch's CPU threads to ``threads`` (default :func:`default_threads`); returns the number set."""
+    """Set torch's CPU threads to ``threads``; by default cap them at :func:`default_threads` (a count set lower
+    already, e.g. by ``fintune serve --threads``, is kept). Returns the number in force."""
     import torch
 
-    n = threads or default_threads()
+    n = threads or min(torch.get_num_threads(), default_threads())
     if not torch.cuda.is_available() and torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
