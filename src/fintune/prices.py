@@ -15,8 +15,10 @@ need an adjusted open on the same scale, derived as ``adj_open = open * adj_clos
 as a jump in raw ``close`` but not in ``adj_close``; a daily ``adj_close`` move beyond
 :data:`SUSPICIOUS_JUMP` is still flagged in the report (an unadjusted split or a data error), never silently traded.
 
-Bad input: an unsorted or duplicated date, a non-positive price or a partly missing row raises a one-line
-:class:`~fintune.errors.FintuneError` naming file, row and field. A row whose price fields are *all* missing
+Bad input: an unsorted or duplicated date, a non-positive or non-finite price (``inf``, ``-inf``), a negative or
+infinite volume, a partly missing row, an empty or unreadable file, a number where a ticker or date string is
+expected raises a one-line :class:`~fintune.errors.FintuneError` naming file, row and field: a bad price is never
+used (one ``inf`` close would wipe out or inflate a portfolio and write a non-JSON ``Infinity``). A row whose price fields are *all* missing
 (Yahoo's ``null`` rows, e.g. ``PTR.csv`` 2016-06-29) is a missing bar: it is dropped and counted in
 ``df.attrs["issues"]`` so the backtest can report it; no price or return is invented for it.
 """
@@ -63,6 +65,12 @@ def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int
         field = next(c for c in _PRICE_FIELDS if pd.isna(prices[c].iloc[i]))
         raise FintuneError(f"{where} row {i + row_offset}: field '{field}' is missing or not a number",
                            "fix or delete the row (a row with every price missing is skipped as a missing bar)")
+    nonfinite = prices.isin([np.inf, -np.inf]).any(axis=1)
+    if nonfinite.any():
+        i = int(np.flatnonzero(nonfinite.to_numpy())[0])
+        field = next(c for c in _PRICE_FIELDS if np.isinf(prices[c].iloc[i]))
+        raise FintuneError(f"{where} row {i + row_offset}: field '{field}' is {prices[field].iloc[i]} (not a finite "
+                           "number)", "prices must be finite and > 0; fix or delete the row")
     nonpos = (prices <= 0).any(axis=1)
     if nonpos.any():
         i = int(np.flatnonzero(nonpos.to_numpy())[0])
@@ -70,7 +78,15 @@ def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int
         raise FintuneError(f"{where} row {i + row_offset}: field '{field}' is {prices[field].iloc[i]} (not positive)",
                            "prices must be > 0; fix or delete the row")
     keep = ~all_missing.to_numpy()
-    out = pd.DataFrame({"date": pd.to_datetime(df["date"], errors="coerce", format="ISO8601")})
+    raw_dates = df["date"]
+    if not pd.api.types.is_datetime64_any_dtype(raw_dates):
+        not_text = np.flatnonzero(raw_dates.map(lambda v: not isinstance(v, str) and not pd.isna(v)).to_numpy())
+        if not_text.size:
+            i = int(not_text[0])
+            raise FintuneError(f"{where} row {i + row_offset}: field 'date' is {raw_dates.iloc[i]!r} "
+                               f"({type(raw_dates.iloc[i]).__name__}), not a date string",
+                               "store dates as ISO YYYY-MM-DD strings or a datetime column")
+    out = pd.DataFrame({"date": pd.to_datetime(raw_dates, errors="coerce", format="ISO8601")})
     bad_date = out["date"].isna()
     if bad_date.any():
         i = int(np.flatnonzero(bad_date.to_numpy())[0])
@@ -79,6 +95,11 @@ def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int
     for c in _PRICE_FIELDS:
         out[c] = prices[c].astype("float64")
     out["volume"] = pd.to_numeric(df["volume"], errors="coerce").astype("float64")
+    bad_vol = (np.isinf(out["volume"]) | (out["volume"] < 0)).to_numpy() & keep
+    if bad_vol.any():
+        i = int(np.flatnonzero(bad_vol)[0])
+        raise FintuneError(f"{where} row {i + row_offset}: field 'volume' is {out['volume'].iloc[i]} (must be a "
+                           "finite number >= 0, or empty when unknown)", "fix or delete the row")
     out["_row"] = np.arange(len(df)) + row_offset
     return out[keep]
 
@@ -111,7 +132,6 @@ def _flag_jumps(df: Any, ticker: str, issues: dict[str, Any]) -> None:
 
 
 def _read_csv_dir(root: Path, tickers: list[str] | None, issues: dict[str, Any]) -> list[Any]:
-    import pandas as pd
 
     files = {p.stem.upper(): p for p in sorted(root.glob("*.csv"))}
     if not files:
@@ -122,7 +142,7 @@ def _read_csv_dir(root: Path, tickers: list[str] | None, issues: dict[str, Any])
         if t not in files:
             raise FintuneError(f"{root}: no prices for ticker '{t}' (no {t}.csv)",
                                f"available: {', '.join(sorted(files)[:10])}...")
-        raw = pd.read_csv(files[t], dtype=str, keep_default_na=True, na_values=["null", "NaN", ""])
+        raw = _read_table(files[t], dtype=str, keep_default_na=True, na_values=["null", "NaN", ""])
         raw = raw.rename(columns=_CSV_COLUMNS)
         df = _validate_frame(raw, str(files[t]), issues)
         _check_order(df, str(files[t]))
@@ -134,14 +154,44 @@ def _read_csv_dir(root: Path, tickers: list[str] | None, issues: dict[str, Any])
     return frames
 
 
-def _read_long_file(path: Path, tickers: list[str] | None, issues: dict[str, Any]) -> list[Any]:
+def _read_table(path: Path, **csv_kwargs: Any) -> Any:
+    """Read a CSV or parquet file; an empty, unreadable or wrongly-typed file is a one-line error naming it."""
     import pandas as pd
 
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if path.stat().st_size == 0:
+        raise FintuneError(f"{path}: empty file", "give a price file with a header and rows")
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, **csv_kwargs)
+    except pd.errors.EmptyDataError:
+        raise FintuneError(f"{path}: empty file (no header)", "give a price file with a header and rows") from None
+    except UnicodeDecodeError as exc:
+        raise FintuneError(f"{path}: not UTF-8 text (byte {exc.start})", "save the prices as UTF-8 CSV") from None
+    except pd.errors.ParserError as exc:
+        raise FintuneError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    except (OSError, ValueError) as exc:  # pyarrow: not a parquet file, bad magic bytes, truncated footer
+        kind = "parquet" if path.suffix.lower() == ".parquet" else "CSV"
+        raise FintuneError(f"{path}: not a readable {kind} file ({str(exc).splitlines()[0][:120]})",
+                           "check the file type (a .parquet must be Apache Parquet)") from None
+
+
+def _read_long_file(path: Path, tickers: list[str] | None, issues: dict[str, Any]) -> list[Any]:
+    import numpy as np
+
+    df = _read_table(path, dtype={"ticker": str, "date": str, "Date": str})
     df = df.rename(columns={k: v for k, v in _CSV_COLUMNS.items() if k in df.columns})
     if "ticker" not in df.columns:
         raise FintuneError(f"{path}: missing column 'ticker'", "the long format needs date,ticker,open,...,adj_close")
-    df["ticker"] = df["ticker"].astype(str).str.upper()
+    if df.empty:
+        raise FintuneError(f"{path}: no price rows", "give a price file with a header and rows")
+    bad_ticker = df["ticker"].map(lambda v: not (isinstance(v, str) and v.strip())).to_numpy()
+    if bad_ticker.any():
+        i = int(np.flatnonzero(bad_ticker)[0])
+        raise FintuneError(f"{path} row {i}: field 'ticker' is {df['ticker'].iloc[i]!r} "
+                           f"({type(df['ticker'].iloc[i]).__name__}), not a ticker string",
+                           "store tickers as non-empty strings")
+    df["ticker"] = df["ticker"].str.strip().str.upper()
     df["_file_row"] = range(len(df))
     frames = []
     present = set(df["ticker"])
@@ -241,14 +291,18 @@ def price_issues_summary(prices: Any) -> dict[str, Any]:
 def price_panel(prices: Any) -> dict[str, Any]:
     """Wide (date x ticker) float panels on the union trading calendar.
 
-    Returns ``{"adj_close", "adj_open", "available"}``: ``adj_open = open * adj_close / close``; ``available`` is
-    True where the ticker has a real bar (False before listing, after delisting and on dropped missing bars).
+    Returns ``{"adj_close", "adj_open", "available", "dollar_volume"}``: ``adj_open = open * adj_close / close``;
+    ``available`` is True where the ticker has a real bar (False before listing, after delisting and on dropped
+    missing bars); ``dollar_volume = close * volume`` (raw close and shares traded; NaN when volume is unknown).
     Missing cells are NaN, never forward-filled here.
     """
-    df = prices.assign(adj_open=prices["open"] * prices["adj_close"] / prices["close"])
+    df = prices.assign(adj_open=prices["open"] * prices["adj_close"] / prices["close"],
+                       dollar_volume=prices["close"] * prices["volume"])
     adj_close = df.pivot(index="date", columns="ticker", values="adj_close").sort_index()
     adj_open = df.pivot(index="date", columns="ticker", values="adj_open").reindex_like(adj_close)
-    return {"adj_close": adj_close, "adj_open": adj_open, "available": adj_close.notna()}
+    dollar_volume = df.pivot(index="date", columns="ticker", values="dollar_volume").reindex_like(adj_close)
+    return {"adj_close": adj_close, "adj_open": adj_open, "available": adj_close.notna(),
+            "dollar_volume": dollar_volume}
 
 
 def describe_prices(prices: Any) -> str:
