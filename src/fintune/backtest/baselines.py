@@ -56,7 +56,7 @@ def shuffle_signals(s: Any, available: Any, rng: Any) -> Any:
 
     keys = rng.random(s.shape)
     keys[~available] = np.inf
-    dest = np.argsort(keys, axis=1)  # a random order of each row's available cells first
+    dest = np.argsort(keys, axis=1, kind="stable")  # a random order of each row's available cells first
     src = np.argsort(~available, axis=1, kind="stable")  # the available cells in column order first
     out = np.empty_like(s)
     np.put_along_axis(out, dest, np.take_along_axis(s, src, axis=1), axis=1)
