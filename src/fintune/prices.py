@@ -43,10 +43,20 @@ def _new_issues() -> dict[str, Any]:
     return {"missing_bars_dropped": [], "suspicious_jumps": []}
 
 
-def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int = 2) -> Any:
-    """Validate one ticker's (or a whole long) frame in place order; returns the cleaned frame."""
+def _shown(value: Any) -> str:
+    """``repr`` and Python type of a cell (numpy scalars as plain Python values), for error messages."""
+    value = value.item() if hasattr(value, "item") else value
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int = 2, file_rows: Any = None) -> Any:
+    """Validate one ticker's (or a whole long) frame in place order; returns the cleaned frame.
+
+    Rows are reported as ``i + row_offset``, or ``file_rows[i]`` when given (a long file's rows for one ticker)."""
     import numpy as np
     import pandas as pd
+
+    rows = np.asarray(file_rows) if file_rows is not None else np.arange(len(df)) + row_offset
 
     missing = [c for c in ("date", *_PRICE_FIELDS) if c not in df.columns]
     if missing:
@@ -58,24 +68,24 @@ def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int
     prices = df[list(_PRICE_FIELDS)].apply(pd.to_numeric, errors="coerce")
     all_missing = prices.isna().all(axis=1)
     for i in np.flatnonzero(all_missing.to_numpy()):
-        issues["missing_bars_dropped"].append(f"{where} row {i + row_offset} ({df['date'].iloc[i]})")
+        issues["missing_bars_dropped"].append(f"{where} row {rows[i]} ({df['date'].iloc[i]})")
     some_missing = prices.isna().any(axis=1) & ~all_missing
     if some_missing.any():
         i = int(np.flatnonzero(some_missing.to_numpy())[0])
         field = next(c for c in _PRICE_FIELDS if pd.isna(prices[c].iloc[i]))
-        raise FintuneError(f"{where} row {i + row_offset}: field '{field}' is missing or not a number",
+        raise FintuneError(f"{where} row {rows[i]}: field '{field}' is missing or not a number",
                            "fix or delete the row (a row with every price missing is skipped as a missing bar)")
     nonfinite = prices.isin([np.inf, -np.inf]).any(axis=1)
     if nonfinite.any():
         i = int(np.flatnonzero(nonfinite.to_numpy())[0])
         field = next(c for c in _PRICE_FIELDS if np.isinf(prices[c].iloc[i]))
-        raise FintuneError(f"{where} row {i + row_offset}: field '{field}' is {prices[field].iloc[i]} (not a finite "
+        raise FintuneError(f"{where} row {rows[i]}: field '{field}' is {prices[field].iloc[i]} (not a finite "
                            "number)", "prices must be finite and > 0; fix or delete the row")
     nonpos = (prices <= 0).any(axis=1)
     if nonpos.any():
         i = int(np.flatnonzero(nonpos.to_numpy())[0])
         field = next(c for c in _PRICE_FIELDS if prices[c].iloc[i] <= 0)
-        raise FintuneError(f"{where} row {i + row_offset}: field '{field}' is {prices[field].iloc[i]} (not positive)",
+        raise FintuneError(f"{where} row {rows[i]}: field '{field}' is {prices[field].iloc[i]} (not positive)",
                            "prices must be > 0; fix or delete the row")
     keep = ~all_missing.to_numpy()
     raw_dates = df["date"]
@@ -83,14 +93,14 @@ def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int
         not_text = np.flatnonzero(raw_dates.map(lambda v: not isinstance(v, str) and not pd.isna(v)).to_numpy())
         if not_text.size:
             i = int(not_text[0])
-            raise FintuneError(f"{where} row {i + row_offset}: field 'date' is {raw_dates.iloc[i]!r} "
-                               f"({type(raw_dates.iloc[i]).__name__}), not a date string",
+            raise FintuneError(f"{where} row {rows[i]}: field 'date' is {_shown(raw_dates.iloc[i])}, "
+                               "not a date string",
                                "store dates as ISO YYYY-MM-DD strings or a datetime column")
     out = pd.DataFrame({"date": pd.to_datetime(raw_dates, errors="coerce", format="ISO8601")})
     bad_date = out["date"].isna()
     if bad_date.any():
         i = int(np.flatnonzero(bad_date.to_numpy())[0])
-        raise FintuneError(f"{where} row {i + row_offset}: field 'date' {df['date'].iloc[i]!r} is not a date",
+        raise FintuneError(f"{where} row {rows[i]}: field 'date' {df['date'].iloc[i]!r} is not a date",
                            "use ISO YYYY-MM-DD")
     for c in _PRICE_FIELDS:
         out[c] = prices[c].astype("float64")
@@ -98,9 +108,9 @@ def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int
     bad_vol = (np.isinf(out["volume"]) | (out["volume"] < 0)).to_numpy() & keep
     if bad_vol.any():
         i = int(np.flatnonzero(bad_vol)[0])
-        raise FintuneError(f"{where} row {i + row_offset}: field 'volume' is {out['volume'].iloc[i]} (must be a "
+        raise FintuneError(f"{where} row {rows[i]}: field 'volume' is {out['volume'].iloc[i]} (must be a "
                            "finite number >= 0, or empty when unknown)", "fix or delete the row")
-    out["_row"] = np.arange(len(df)) + row_offset
+    out["_row"] = rows
     return out[keep]
 
 
@@ -185,23 +195,23 @@ def _read_long_file(path: Path, tickers: list[str] | None, issues: dict[str, Any
         raise FintuneError(f"{path}: missing column 'ticker'", "the long format needs date,ticker,open,...,adj_close")
     if df.empty:
         raise FintuneError(f"{path}: no price rows", "give a price file with a header and rows")
+    # rows as reported: a parquet's 0-based row index, a CSV's line number (header = line 1)
+    file_row = np.arange(len(df)) + (0 if path.suffix.lower() == ".parquet" else 2)
     bad_ticker = df["ticker"].map(lambda v: not (isinstance(v, str) and v.strip())).to_numpy()
     if bad_ticker.any():
         i = int(np.flatnonzero(bad_ticker)[0])
-        raise FintuneError(f"{path} row {i}: field 'ticker' is {df['ticker'].iloc[i]!r} "
-                           f"({type(df['ticker'].iloc[i]).__name__}), not a ticker string",
+        raise FintuneError(f"{path} row {file_row[i]}: field 'ticker' is {_shown(df['ticker'].iloc[i])}, not a ticker string",
                            "store tickers as non-empty strings")
     df["ticker"] = df["ticker"].str.strip().str.upper()
-    df["_file_row"] = range(len(df))
+    df["_file_row"] = file_row
     frames = []
     present = set(df["ticker"])
     for t in (sorted(present) if tickers is None else tickers):
         if t not in present:
             raise FintuneError(f"{path}: no prices for ticker '{t}'", "add its rows or drop it from --tickers")
         sub = df[df["ticker"] == t]
-        rows = sub["_file_row"].to_numpy()
-        clean = _validate_frame(sub.drop(columns=["ticker"]), f"{path} [{t}]", issues, row_offset=0)
-        clean["_row"] = rows[clean["_row"].to_numpy()]
+        clean = _validate_frame(sub.drop(columns=["ticker", "_file_row"]), f"{path} [{t}]", issues,
+                                file_rows=sub["_file_row"].to_numpy())
         _check_order(clean, str(path))
         clean.insert(1, "ticker", t)
         _flag_jumps(clean, t, issues)
