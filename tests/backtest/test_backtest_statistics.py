@@ -73,7 +73,7 @@ def test_sharpe_statistics_deflates_with_more_trials():
     r = np.random.default_rng(3).normal(0.001, 0.01, 750)
     one = sharpe_statistics(r)
     assert one.n_trials == 1 and one.dsr == pytest.approx(one.psr) and one.sr0_per_period == 0
-    trials = list(np.random.default_rng(4).normal(0, 0.05, 49)) + [one.sharpe_per_period]
+    trials = [*(np.random.default_rng(4).normal(0, 0.05, 49)), one.sharpe_per_period]
     many = sharpe_statistics(r, trials)
     assert many.n_trials == 50 and many.trial_sharpe_variance == pytest.approx(np.var(trials, ddof=1))
     assert many.dsr < one.dsr and many.sr0_annual > 0

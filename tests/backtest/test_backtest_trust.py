@@ -219,7 +219,7 @@ def test_square_root_impact_and_capacity(tmp_path: Path):
     w.iloc[2:6, 0] = 0.5  # one round trip in T0: buy 0.5 on bar 2, sell on bar 6
     rets = pd.Series(0.001, index=idx)
     net1, s1 = impact_report(rets, w, panel, ImpactModel(book_size=1e6))
-    net4, s4 = impact_report(rets, w, panel, ImpactModel(book_size=4e6))
+    _net4, s4 = impact_report(rets, w, panel, ImpactModel(book_size=4e6))
     # cost per fill = k * sigma * sqrt(B * 0.5 / ADV) * 0.5, from the 20 bars before the fill
     dv = (panel["dollar_volume"]["T0"]).rolling(20).mean().shift(1)
     sig = panel["adj_close"]["T0"].pct_change().rolling(20).std().shift(1)

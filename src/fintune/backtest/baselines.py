@@ -51,15 +51,23 @@ class RandomBaseline:
 
 
 def shuffle_signals(s: Any, available: Any, rng: Any) -> Any:
-    """Permute each row's values among that row's available cells (unavailable cells keep theirs)."""
+    """Permute each row's values among that row's available cells (unavailable cells keep theirs; rows without
+    a signal are left as they are)."""
     import numpy as np
 
-    keys = rng.random(s.shape)
-    keys[~available] = np.inf
-    dest = np.argsort(keys, axis=1, kind="stable")  # a random order of each row's available cells first
-    src = np.argsort(~available, axis=1, kind="stable")  # the available cells in column order first
-    out = np.empty_like(s)
-    np.put_along_axis(out, dest, np.take_along_axis(s, src, axis=1), axis=1)
+    out = s.copy()
+    rows = np.flatnonzero(~np.isnan(s).all(axis=1))
+    if rows.size == 0:
+        return out
+    sub, av = s[rows], available[rows]
+    n_cols = s.shape[1]
+    # unavailable cells sort after every available one, in column order (distinct keys: no ties to break)
+    order_key = np.where(av, 0.0, 2.0 + np.arange(n_cols) / n_cols)
+    dest = np.argsort(rng.random(sub.shape) * av + order_key, axis=1)  # random order of available cells first
+    src = np.argsort(order_key + np.arange(n_cols) / (2.0 * n_cols), axis=1)  # available cells, column order
+    shuffled = np.empty_like(sub)
+    np.put_along_axis(shuffled, dest, np.take_along_axis(sub, src, axis=1), axis=1)
+    out[rows] = shuffled
     return out
 
 
