@@ -238,3 +238,32 @@ def test_square_root_impact_and_capacity(tmp_path: Path):
     assert neg["capacity_usd"] == 0.0
     with pytest.raises(FintuneError, match="invalid max_volume_share"):
         ImpactModel(max_volume_share=0)
+
+
+def test_cli_universe_file_and_sqrt_impact(tmp_path: Path, capsys):
+    from fintune.cli import main
+    from fintune.records import write_jsonl
+
+    prices = synth_prices(tmp_path / "px", n_tickers=3, n_bars=80)
+    days = pd.bdate_range("2015-01-05", periods=80).strftime("%Y-%m-%d")
+    preds = [Prediction(id=f"p{i}-{t}", label="positive", ticker=f"T{t}", date=days[i])
+             for i in range(25, 75) for t in range(3)]
+    write_jsonl(tmp_path / "p.jsonl", preds)
+    (tmp_path / "u.csv").write_text(f"ticker,from,to\nT0,2015-01-01,{days[49]}\nT1,2015-01-01,\nT2,2015-01-01,\n")
+    common = ["backtest", "--predictions", str(tmp_path / "p.jsonl"), "--prices", str(prices),
+              "--random-sims", "10", "--bootstrap-samples", "0"]
+    assert main([*common, "--out", str(tmp_path / "all")]) == 0
+    assert main([*common, "--out", str(tmp_path / "pit"), "--universe", str(tmp_path / "u.csv"),
+                 "--slippage-model", "sqrt", "--book-size", "5e6"]) == 0
+    capsys.readouterr()
+    m_all = json.loads((tmp_path / "all" / "metrics.json").read_text())
+    m_pit = json.loads((tmp_path / "pit" / "metrics.json").read_text())
+    assert m_pit["signals"]["signals_outside_universe"] == 25  # T0's signals after it left the universe
+    pos = pd.read_csv(tmp_path / "pit" / "positions.csv", index_col="date")
+    assert (pos.loc[days[52]:, "T0"] == 0).all() and (pos.loc[days[30]:days[49], "T0"] > 0).all()
+    c = m_pit["costs"]
+    assert c["applied_to_returns"] and c["book_size"] == 5e6 and c["impact_cost_bps_per_bar"] > 0
+    assert m_pit["strategy"]["total_return"] == pytest.approx(c["total_return_after_impact"], rel=1e-12)
+    assert not m_all["costs"]["applied_to_returns"]
+    assert json.loads((tmp_path / "backtest_trials.jsonl").read_text().splitlines()[-1])["settings"]
+    assert m_pit["statistics"]["n_trials"] == 2

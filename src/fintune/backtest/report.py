@@ -132,7 +132,9 @@ def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | 
     ledger_path = Path(trust.ledger) if trust.ledger else Path(out).resolve().parent / LEDGER_NAME
     pred_sha = sha256_file(predictions)
     sr_pp = return_moments(returns)[0]
-    trial = new_trial(out, predictions, pred_sha, str(prices), traded, cfg.to_dict(), sr_pp, sharpe_ratio(returns),
+    trial_settings = {**cfg.to_dict(), "universe_file": trust.universe_file,
+                      "impact": asdict(trust.impact) if trust.impact else None}
+    trial = new_trial(out, predictions, pred_sha, str(prices), traded, trial_settings, sr_pp, sharpe_ratio(returns),
                       len(returns), model_run=cutoff.get("model"), extra=trust.trial_labels)
     trials = unique_trials([*read_trials(ledger_path), trial])
     stats = sharpe_statistics(returns, [t.sharpe_per_period for t in trials])
