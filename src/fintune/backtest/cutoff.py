@@ -22,6 +22,10 @@ from fintune.errors import FintuneError
 KNOWN_CUTOFFS: dict[str, tuple[str, str]] = {
     "smollm2": ("2023-12-31", "lower bound: SmolLM2 is pretrained on FineWeb-Edu, built from CommonCrawl snapshots "
                               "2013 .. 2024 (FineWeb, Penedo et al. 2024; SmolLM2 paper, arXiv 2502.02737)"),
+    "llama-3": ("2023-12-01", "Llama 3.1 / 3.2 model cards: 'pretraining data has a cutoff of December 2023' "
+                              "(also the base of DeepSeek-R1-Distill-Llama-8B)"),
+    "deepseek-r1-distill-llama": ("2023-12-01", "distilled from Llama-3.1-8B (cutoff December 2023)"),
+    "pythia": ("2020-01-01", "Pythia is trained on the Pile (Gao et al. 2020), assembled during 2020"),
 }
 """Lowercase substring of a model name -> (a date the pretraining data certainly reaches, source)."""
 
