@@ -124,6 +124,7 @@ class Analyzer:
         self.fmt = str(manifest.get("format") or data_cfg.get("format") or "label")
         self.template = str(info.get("template") or data_cfg.get("template") or "auto")
         self.system_prompt = data_cfg.get("system_prompt")
+        self.template_date = manifest.get("template_date") or data_cfg.get("template_date")  # pinned at training
         labels = info.get("labels") or labels_for_task(self.task) or SENTIMENT
         self.labels = tuple(labels)
         from fintune.predict import SCORABLE_FORMATS
@@ -175,10 +176,11 @@ class Analyzer:
             raise FintuneError(f"{item.where}: field 'text' is missing or empty", "give the text to analyse")
         row = {"id": item.id, "messages": self._messages(item), "extra": {}}
         if self.mode == "score":
-            prompt, conts = label_prompts(row, self.labels, self.fmt, self.template, self.tokenizer)
+            prompt, conts = label_prompts(row, self.labels, self.fmt, self.template, self.tokenizer,
+                                          self.template_date)
             longest = max(len(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in conts)
         else:
-            prompt, conts = generation_prompt(row, self.template, self.tokenizer), []
+            prompt, conts = generation_prompt(row, self.template, self.tokenizer, self.template_date), []
             longest = self.max_new_tokens
         n = len(encode_prompt(self.tokenizer, prompt))
         if n + longest > self.context:
@@ -229,7 +231,7 @@ class Analyzer:
     def _explanations(self, prepared: Sequence[PreparedItem], preds: Sequence[Prediction]) -> list[str]:
         """A short generated explanation of each scored label, asked in the run's own chat template."""
         from fintune.predict import generate_texts
-        from fintune.prompts.templates import render_messages
+        from fintune.prompts.templates import TEMPLATE_DATE, render_messages
 
         prompts = []
         for p, pred in zip(prepared, preds, strict=True):
@@ -239,7 +241,8 @@ class Analyzer:
                         {"role": "assistant", "content": ""}]
             if self.system_prompt:
                 messages.insert(0, {"role": "system", "content": self.system_prompt})
-            prompts.append(render_messages(messages, self.template, self.tokenizer)[0])
+            prompts.append(render_messages(messages, self.template, self.tokenizer,
+                                           self.template_date or TEMPLATE_DATE)[0])
         return generate_texts(self.model, self.tokenizer, prompts, max_new_tokens=EXPLAIN_MAX_NEW_TOKENS,
                               batch_size=self.batch_size, progress=False)
 

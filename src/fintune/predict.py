@@ -328,14 +328,15 @@ def _without_answer(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def label_prompts(row: dict[str, Any], labels: Sequence[str], fmt: str, template: str,
-                  tokenizer: Any = None) -> tuple[str, list[str]]:
+                  tokenizer: Any = None, date_string: str | None = None) -> tuple[str, list[str]]:
     """The prompt of a prepared row and, for each label, the exact answer text + end-of-turn it would be trained on.
 
     Uses the prompts helper (``answer_text``, ``render_messages``) so score mode scores exactly what training
     teaches. Raises if the template renders a different prompt for different labels (it must not).
+    ``date_string``: the run's pinned template date (``data.template_date``; default the templates' own).
     """
     from fintune.prompts.tasks import answer_text
-    from fintune.prompts.templates import render_messages
+    from fintune.prompts.templates import TEMPLATE_DATE, render_messages
 
     where = f"example '{row.get('id')}'"
     if fmt not in SCORABLE_FORMATS and fmt != "forecaster":
@@ -355,7 +356,8 @@ def label_prompts(row: dict[str, Any], labels: Sequence[str], fmt: str, template
             answer = forecast_label_answer(row, label)
         else:
             answer = answer_text(label, fmt, {} if fmt == "structured" else extra)
-        p, c = render_messages([*base, {"role": "assistant", "content": answer}], template, tokenizer)
+        p, c = render_messages([*base, {"role": "assistant", "content": answer}], template, tokenizer,
+                               date_string or TEMPLATE_DATE)
         if prompt is None:
             prompt = p
         elif p != prompt:
@@ -389,15 +391,18 @@ def signal_asof(row: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def generation_prompt(row: dict[str, Any], template: str, tokenizer: Any = None) -> str:
-    """The prompt up to and including the assistant header, for generate mode."""
-    from fintune.prompts.templates import render_messages
+def generation_prompt(row: dict[str, Any], template: str, tokenizer: Any = None,
+                      date_string: str | None = None) -> str:
+    """The prompt up to and including the assistant header, for generate mode (``date_string``: as in
+    :func:`label_prompts`)."""
+    from fintune.prompts.templates import TEMPLATE_DATE, render_messages
 
     base = _without_answer(row.get("messages") or [])
     if not base:
         raise FintuneError(f"example '{row.get('id')}': no 'messages' column",
                            "prepare the data with `fintune data` first")
-    prompt, _ = render_messages([*base, {"role": "assistant", "content": ""}], template, tokenizer)
+    prompt, _ = render_messages([*base, {"role": "assistant", "content": ""}], template, tokenizer,
+                                date_string or TEMPLATE_DATE)
     return prompt
 
 
@@ -460,7 +465,7 @@ def predictions_from_scores(rows: Sequence[dict[str, Any]], labels: Sequence[str
     return preds
 
 
-_NOT_SECTIONS = ("label", "confidence", "expected_move", "direction", "bin", "sentiment")
+_NOT_SECTIONS = ("label", "confidence", "expected_move", "direction", "bin", "sentiment", "confidence_level")
 
 
 def predictions_from_generations(rows: Sequence[dict[str, Any]], texts: Sequence[str], fmt: str,
@@ -481,6 +486,8 @@ def predictions_from_generations(rows: Sequence[dict[str, Any]], texts: Sequence
         if parsed:
             extra["sections"] = {k: v for k, v in parsed.items()
                                  if k not in _NOT_SECTIONS and isinstance(v, str)}
+            if parsed.get("confidence_level"):  # stated as LOW/MEDIUM/HIGH; ``confidence`` holds its number
+                extra["confidence_level"] = parsed["confidence_level"]
         if model_name:
             extra["model"] = model_name
         asof = signal_asof(row)

@@ -5,9 +5,11 @@ Output directory (written atomically; nothing half-written ever appears at ``out
     train.parquet, validation.parquet, test.parquet   columns: id, text, label, date, ticker, source,
                                                       extra (JSON), messages (JSON list of {role, content}),
                                                       prompt, completion
+                                                      (a dated chat template renders data.template_date)
     leakage.json                                      the full leakage report, with every leaked id
     manifest.json                                     counts per split and label, leakage summary, source
-                                                      files + sha256, format, template, resolved recipe
+                                                      files + sha256, format, template, template_date,
+                                                      canonical_labels, resolved recipe
 
 ``read_prepared`` / ``prepared_examples`` read it back; ``name: prepared`` sources and ``data.prepared`` reuse it.
 """
@@ -27,7 +29,7 @@ from fintune.data.leakage import drop_leaked, leakage_report
 from fintune.data.registry import load_source
 from fintune.data.splits import SPLITS, date_bounds, split_examples
 from fintune.errors import FintuneError
-from fintune.labels import labels_for_task
+from fintune.labels import canonical_map, labels_for_task
 from fintune.recipe import DataConfig, Recipe, SourceConfig, recipe_to_dict
 from fintune.records import Example
 
@@ -60,7 +62,7 @@ def source_task(data: DataConfig, cfg: SourceConfig, where: str) -> tuple[str, s
     same = task == data.task
     fmt = cfg.format or (data.format if same else TASK_FORMATS[task][0])
     check_task_format(task, fmt, where if (cfg.task or cfg.format) else "data")
-    return task, fmt, labels_for_task(task, data.labels if same else None)
+    return task, fmt, labels_for_task(task, data.labels if same else None, data.canonical_labels if same else None)
 
 
 def _has_tokenizer(path: Path) -> bool:
@@ -149,13 +151,13 @@ def render_rows(examples: list[Example], recipe: Recipe, tokenizer: Any = None,
     from fintune.prompts.templates import render_messages
 
     data = recipe.data
-    default_labels = labels_for_task(data.task, data.labels)
+    default_labels = labels_for_task(data.task, data.labels, data.canonical_labels)
     rows = []
     for ex in tqdm(examples, desc=desc, unit="ex", disable=None, leave=False):
         task, fmt = ex.extra.get(MIX_TASK, data.task), ex.extra.get(MIX_FORMAT, data.format)
         labels = default_labels if task == data.task else labels_for_task(task, None)
         messages = build_messages(ex, fmt, labels, data.system_prompt, with_answer=True)
-        prompt, completion = render_messages(messages, data.template, tokenizer)
+        prompt, completion = render_messages(messages, data.template, tokenizer, data.template_date)
         rows.append({"id": ex.id, "text": ex.text, "label": ex.label, "date": ex.date, "ticker": ex.ticker,
                      "source": ex.source, "extra": json.dumps(ex.extra, ensure_ascii=False, default=str),
                      "messages": json.dumps(messages, ensure_ascii=False), "prompt": prompt,
@@ -245,7 +247,9 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
         atomic_write_json(staging / "leakage.json", report)
         write_manifest(
             staging, "data", recipe=recipe_to_dict(recipe), seed=data.split.seed, data_hashes=hashes,
-            task=data.task, format=data.format, template=data.template,
+            task=data.task, format=data.format, template=data.template, template_date=data.template_date,
+            canonical_labels=canonical_map(data.task, labels_for_task(data.task, data.labels) or (),
+                                           data.canonical_labels),
             tokenizer=getattr(tokenizer, "name_or_path", None) if tokenizer is not None else None,
             labels=list(labels_for_task(data.task, data.labels) or []), split_method=data.split.method,
             sources=sources, loaded=len(examples),

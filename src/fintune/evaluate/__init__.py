@@ -33,6 +33,7 @@ class EvalData:
     labels: tuple[str, ...] | None
     source: str
     data_hashes: dict[str, str] = field(default_factory=dict)
+    template_date: str | None = None  # the pinned date a dated chat template rendered at `fintune data`
 
 
 def load_eval_data(data: str | Path, workdir: str | Path | None = None, tokenizer: Any = None) -> EvalData:
@@ -59,7 +60,8 @@ def load_eval_data(data: str | Path, workdir: str | Path | None = None, tokenize
     return EvalData(splits=splits, task=task, fmt=manifest.get("format") or dcfg.get("format") or "label",
                     template=manifest.get("template") or dcfg.get("template") or "auto",
                     labels=labels_for_task(task, declared),
-                    source=str(path), data_hashes=hash_paths(files))
+                    source=str(path), data_hashes=hash_paths(files),
+                    template_date=manifest.get("template_date") or dcfg.get("template_date"))
 
 
 def check_label_sets(model_labels: Sequence[str] | None, data_labels: Sequence[str] | None, model: str,
@@ -103,13 +105,14 @@ def base_model_of(run_or_model: str) -> str:
 
 
 def score_rows(model: Any, tokenizer: Any, rows: list[dict[str, Any]], labels: Sequence[str], fmt: str,
-               template: str, batch_size: int, stats: Any, progress: bool, desc: str) -> Any:
+               template: str, batch_size: int, stats: Any, progress: bool, desc: str,
+               date_string: str | None = None) -> Any:
     """``[n_rows, n_labels]`` sequence log-probabilities of each label's answer for prepared rows."""
     from fintune.predict import label_prompts, score_continuations
 
     prompts, conts = [], []
     for row in rows:
-        p, c = label_prompts(row, labels, fmt, template, tokenizer)
+        p, c = label_prompts(row, labels, fmt, template, tokenizer, date_string)
         prompts.append(p)
         conts.append(c)
     return score_continuations(model, tokenizer, prompts, conts, batch_size=batch_size, stats=stats,
@@ -147,14 +150,14 @@ def evaluate_rows(model: Any, tokenizer: Any, data: EvalData, split: str = "test
         if not labels:
             raise FintuneError(f"score mode needs a label set; task '{data.task}' has none", "use --mode generate")
         logprobs = score_rows(model, tokenizer, rows, labels, data.fmt, data.template, batch_size, stats,
-                               progress, f"score {split}")
+                               progress, f"score {split}", data.template_date)
         temperature, calibration = 1.0, {"temperature": 1.0, "fitted_on": None}
         val = [r for r in data.splits.get("validation") or [] if r.get("label")] if split != "validation" else []
         if temperature_scaling and val:
             from fintune.evaluate.calibration import fit_temperature
 
             val_lp = score_rows(model, tokenizer, val, labels, data.fmt, data.template, batch_size, None,
-                                 progress, "score validation")
+                                 progress, "score validation", data.template_date)
             unknown = sorted({r["label"] for r in val} - set(labels))
             if unknown:
                 raise FintuneError(f"{data.source}: validation labels {unknown} are not in the label set {labels}")
@@ -167,7 +170,7 @@ def evaluate_rows(model: Any, tokenizer: Any, data: EvalData, split: str = "test
             calibration["note"] = "no labelled validation split: temperature not fitted (T=1)"
         preds = predictions_from_scores(rows, labels, logprobs, temperature, model_name)
     elif mode == "generate":
-        prompts = [generation_prompt(r, data.template, tokenizer) for r in rows]
+        prompts = [generation_prompt(r, data.template, tokenizer, data.template_date) for r in rows]
         texts = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                stats=stats, progress=progress, desc=f"generate {split}")
         preds = predictions_from_generations(rows, texts, data.fmt, labels, model_name)
