@@ -32,7 +32,7 @@ def _write(tmp_path: Path, form: str) -> Path:
     import pandas as pd
 
     splits = _split_rows()
-    if form == "snapshot":  # what `huggingface-cli download --repo-type dataset ... --local-dir DIR` leaves
+    if form == "snapshot":  # what `hf download ID --repo-type dataset --local-dir DIR` leaves
         root = tmp_path / "fingpt-forecaster-dow30-202305-202405"
         (root / "data").mkdir(parents=True)
         for name, rows in splits.items():

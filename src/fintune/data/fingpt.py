@@ -168,7 +168,7 @@ def read_fingpt_rows(path: str | Path, split: str | None = None) -> list[dict[st
     ``path`` may be:
 
     * the Hub id (``FinGPT/fingpt-forecaster-dow30-202305-202405``): ``datasets.load_dataset`` (all its splits);
-    * a local snapshot of that Hub repo (``huggingface-cli download --repo-type dataset ... --local-dir DIR``:
+    * a local snapshot of that Hub repo (``hf download ID --repo-type dataset --local-dir DIR``:
       ``DIR/data/train-*.parquet``, ``DIR/data/test-*.parquet``) or any folder with one file per split
       (``train.jsonl``, ``test.jsonl``, ...): ``datasets.load_dataset(DIR)`` infers the splits from the names;
     * a ``datasets.save_to_disk`` folder (``dataset_dict.json`` / ``state.json``): ``datasets.load_from_disk``;
@@ -186,8 +186,9 @@ def read_fingpt_rows(path: str | Path, split: str | None = None) -> list[dict[st
         try:
             ds = datasets.load_dataset(raw)
         except Exception as exc:  # offline, unknown id, gated: all one line for the user
-            raise _load_dataset_error(raw, exc, "download it where the Hub is reachable (huggingface-cli download "
-                                      "--repo-type dataset ID --local-dir DIR) and point 'path' to DIR", "Hub dataset") from None
+            raise _load_dataset_error(raw, exc, f"download it where the Hub is reachable (hf download {raw} "
+                                      "--repo-type dataset --local-dir DIR) and point 'path' to DIR",
+                                      "Hub dataset") from None
         return _dataset_rows(ds, raw, split)
     if not path.exists():
         raise FintuneError(f"{path}: file not found", "give the Hub id, a snapshot/save_to_disk folder or an export")

@@ -396,5 +396,5 @@ def load_synth_source(cfg: SourceConfig, task: str, labels: Sequence[str] | None
     else:
         examples, _ = generate_synth(params_from_options(cfg.options, f"{where}.options"))
     for ex in examples:  # into the declared vocabulary (identity for negative/neutral/positive)
-        ex.label = meaning[ex.label] if ex.label in meaning else ex.label
+        ex.label = meaning.get(ex.label, ex.label) if ex.label is not None else None
     return examples  # registry.load_source applies cfg.limit
