@@ -111,7 +111,7 @@ class Analyzer:
     def __init__(self, model: Any, tokenizer: Any, info: dict[str, Any], model_name: str,
                  batch_size: int = 16, temperature: float | None = None,
                  temperature_source: str | None = None, max_new_tokens: int = 128) -> None:
-        from fintune.labels import SENTIMENT, labels_for_task
+        from fintune.labels import SENTIMENT, canonical_map, labels_for_task
         from fintune.models import context_length
 
         self.model, self.tokenizer, self.info = model, tokenizer, info
@@ -127,6 +127,8 @@ class Analyzer:
         self.template_date = manifest.get("template_date") or data_cfg.get("template_date")  # pinned at training
         labels = info.get("labels") or labels_for_task(self.task) or SENTIMENT
         self.labels = tuple(labels)
+        # declared label -> negative/neutral/positive (BULLISH -> positive), for the public 'sentiment' field
+        self.canonical = canonical_map(self.task, self.labels, data_cfg.get("canonical_labels"))
         from fintune.predict import SCORABLE_FORMATS
 
         self.mode = "score" if self.fmt in SCORABLE_FORMATS else "generate"
@@ -156,6 +158,7 @@ class Analyzer:
         """What is being served: model, base model, labels, format, template, mode, calibration."""
         return {"model": self.model_name, "base_model": self.info.get("base_model"), "kind": self.info.get("kind"),
                 "task": self.task, "format": self.fmt, "template": self.template, "labels": list(self.labels),
+                "canonical_labels": self.canonical, "template_date": self.template_date,
                 "mode": self.mode, "temperature": self.temperature, "calibrated": self.temperature is not None,
                 "temperature_source": self.temperature_source, "context_length": self.context}
 
@@ -253,8 +256,9 @@ class Analyzer:
 
 def public_result(pred: Prediction, analyzer: Analyzer) -> dict[str, Any]:
     """The JSON people and programs get: label, sentiment, confidence, probabilities, expected_move, analysis,
-    model, latency_ms (plus id/ticker/date)."""
-    sentiment = pred.label if analyzer.task == "sentiment" else None
+    model, latency_ms (plus id/ticker/date). ``label`` is the run's own label (``BULLISH``), ``sentiment`` its
+    canonical meaning (``positive``)."""
+    sentiment = analyzer.canonical.get(pred.label, pred.label) if analyzer.task == "sentiment" else None
     return {
         "id": pred.id, "label": pred.label, "sentiment": sentiment, "confidence": pred.confidence,
         "calibrated": bool(pred.extra.get("calibrated")) and analyzer.mode == "score",

@@ -93,6 +93,32 @@ def test_prepared_data_records_the_pinned_date(tmp_path: Path, monkeypatch: pyte
     assert prompts[0] == prompts[1] and GOLDEN_PROMPT + GOLDEN_COMPLETION in prompts[0].values()
 
 
+def test_a_pinned_date_reaches_evaluation_prompts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recipe's own ``template_date`` is what eval renders too: its prompts equal the prepared (trained) ones."""
+    import json
+
+    from fintune.data.prepare import prepare_data
+    from fintune.evaluate import load_eval_data
+    from fintune.predict import generation_prompt, label_prompts
+
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text("".join(json.dumps(r) + "\n" for r in seed_rows()), encoding="utf-8")
+    from fintune.recipe import load_recipe
+
+    recipe = load_recipe("llama-3.2-3b/sentiment_qlora", [
+        f"data.sources=[{{name: alpaca, path: {seed}}}]", "data.split.method=random", "data.split.test_size=0.5",
+        "data.split.val_size=0", "data.template_date=01 Jan 2025"])
+    tok = llama32_tokenizer()
+    _on_day(monkeypatch, datetime(2029, 2, 3))
+    data = load_eval_data(prepare_data(recipe, tmp_path / "data", tokenizer=tok))
+    assert data.template_date == "01 Jan 2025"
+    for row in data.splits["test"]:
+        assert "Today Date: 01 Jan 2025" in row["prompt"]
+        assert generation_prompt(row, data.template, tok, data.template_date) == row["prompt"]
+        prompt, _ = label_prompts(row, data.labels, data.fmt, data.template, tok, data.template_date)
+        assert prompt == row["prompt"]
+
+
 # ------------------------------------------------------------------ FinGPT system prompt across templates
 
 

@@ -10,6 +10,7 @@ previous stage's output, so skipping or faking a stage fails the test.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,9 @@ def test_reference_system_s0_llama32_qlora_sentiment_to_backtest(tmp_path: Path,
     rows = jsonl(preds)
     assert len(rows) == 12 and {r["ticker"] for r in rows} == {"AAPL", "MSFT"}
     assert all(r["label"] in SEED_LABELS and abs(sum(r["probabilities"].values()) - 1) < 1e-6 for r in rows)
+    one = json.loads(run_verb(capsys, "analyze", "Apple reports record Q4 earnings", "--model", str(run)))
+    canonical = {"BEARISH": "negative", "NEUTRAL": "neutral", "BULLISH": "positive"}
+    assert one["label"] in SEED_LABELS and one["sentiment"] == canonical[one["label"]]
 
     # 5. backtest: the analyzed signals against buy-and-hold on StockNet prices
     run_verb(capsys, "backtest", "--predictions", str(preds), "--prices", str(shared_data / "stocknet" / "price_raw"),
@@ -94,8 +98,6 @@ def test_reference_system_s0_llama32_qlora_sentiment_to_backtest(tmp_path: Path,
              "--bootstrap-samples", "0")
     bm = manifest(bt)
     assert bm["recipe"]["predictions"] == str(preds) and bm["data_sha256"][str(preds)] == sha256_file(preds)
-    import json
-
     metrics = json.loads((bt / "metrics.json").read_text())
     assert metrics["signals"]["predictions"] == metrics["signals"]["used"] == 12
     assert {"buy_and_hold_universe", "buy_and_hold_AAPL"} <= set(metrics["benchmarks"])
