@@ -62,7 +62,7 @@ def test_reference_system_s0_llama32_qlora_sentiment_to_backtest(tmp_path: Path,
 
     # 2. train: QLoRA (4-bit NF4 base through bitsandbytes) on the prepared data
     run_verb(capsys, "train", RECIPE, "--out", str(run), *sets(
-        *size, "data.sources=[]", f"data.prepared={data}", "max_steps=2", "per_device_train_batch_size=2",
+        *size, f"data.prepared={data}", "max_steps=2", "per_device_train_batch_size=2",
         "gradient_accumulation_steps=1", "logging_steps=1"))
     tm = manifest(run)
     assert tm["stage"] == "train" and tm["data_dir"] == str(data) and tm["base_model"] == str(model)

@@ -52,7 +52,7 @@ def test_reference_system_s1_qwen25_lora_fingpt_forecaster(tmp_path: Path,
 
     # 2. train: LoRA r=8 on all seven projections, on the prepared rows
     run_verb(capsys, "train", RECIPE, "--out", str(run), *sets(
-        *size, "data.sources=[]", f"data.prepared={data}", "max_steps=2", "per_device_train_batch_size=1",
+        *size, f"data.prepared={data}", "max_steps=2", "per_device_train_batch_size=1",
         "gradient_accumulation_steps=1", "logging_steps=1"))
     tm = manifest(run)
     assert tm["data_dir"] == str(data) and tm["base_model"] == str(model) and tm["training"]["global_step"] == 2
