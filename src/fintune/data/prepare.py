@@ -24,6 +24,7 @@ from typing import Any
 
 from fintune.artifacts import MANIFEST, atomic_output_dir, atomic_write_json, hash_paths, write_manifest
 from fintune.data.leakage import drop_leaked, leakage_report
+from fintune.data.mix import apply_mix, realised_mix
 from fintune.data.registry import load_source
 from fintune.data.splits import SPLITS, date_bounds, split_examples
 from fintune.errors import FintuneError
@@ -113,6 +114,7 @@ def load_recipe_examples(recipe: Recipe) -> tuple[list[Example], dict[str, str |
     split_of: dict[str, str | None] = {}
     origin: dict[str, int] = {}
     summary = []
+    per_source: list[tuple[list[Example], str, str, dict[str, Any]]] = []
     for k, cfg in enumerate(sources):
         built: dict[str, Any] = {}
         task, fmt, labels = source_task(data, cfg, f"data.sources[{k}]")
@@ -126,13 +128,21 @@ def load_recipe_examples(recipe: Recipe) -> tuple[list[Example], dict[str, str |
         else:
             loaded = load_source(cfg, task, labels)
         for ex in loaded:
-            if (task, fmt) != (data.task, data.format):
-                # multi-task mix: the row remembers how it is rendered (and re-rendered from a prepared dir)
-                ex.extra[MIX_TASK], ex.extra[MIX_FORMAT] = task, fmt
             if ex.id in origin:
                 raise FintuneError(f"data.sources[{k}] ({cfg.name}): id '{ex.id}' also comes from "
                                    f"data.sources[{origin[ex.id]}]", "do not load the same data twice")
             origin[ex.id] = k
+        per_source.append((loaded, task, fmt, built))
+    # per-source caps and mix weights (before the split: every split has the same mix)
+    kept, mix = apply_mix([p[0] for p in per_source], [c.max_examples for c in sources],
+                          [c.weight for c in sources], data.split.seed)
+    for cfg, loaded, (_, task, fmt, built), how in zip(sources, kept, per_source, mix, strict=True):
+        if how["max_examples"] is not None or how["weight"] is not None:
+            built = {**built, "mix": how}
+        for ex in loaded:
+            if (task, fmt) != (data.task, data.format):
+                # multi-task mix: the row remembers how it is rendered (and re-rendered from a prepared dir)
+                ex.extra[MIX_TASK], ex.extra[MIX_FORMAT] = task, fmt
             split_of[ex.id] = cfg.split
         examples += loaded
         summary.append({"name": cfg.name, "path": cfg.path, "task": task, "format": fmt, "examples": len(loaded),
@@ -252,7 +262,7 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
             counts={name: len(splits[name]) for name in SPLITS},
             label_counts={name: _label_counts(splits[name]) for name in SPLITS},
             date_range={name: list(date_bounds(splits[name])) for name in SPLITS},
-            truncated=truncated, leakage=leakage_summary, warnings=warnings,
+            truncated=truncated, leakage=leakage_summary, warnings=warnings, mix=realised_mix(splits),
             files=[f"{name}.parquet" for name in SPLITS] + ["leakage.json"],
         )
     return out
