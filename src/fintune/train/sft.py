@@ -288,7 +288,6 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (a sweep's pruning callback, say).
     """
     from fintune.artifacts import hash_paths, read_manifest
-
     from fintune.train.best_metric import build_callback, task_metric
 
     out = Path(out or recipe.output_dir or Path("runs") / recipe.name)
