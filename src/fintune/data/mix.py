@@ -48,11 +48,25 @@ def apply_mix(per_source: list[list[Example]], caps: Sequence[int | None], weigh
     return capped, info
 
 
-def realised_mix(splits: dict[str, list[Example]]) -> dict[str, dict[str, Any]]:
-    """Per split: rows and share of each ``source`` (what the written files really hold)."""
+def source_labels(examples: Sequence[Example], sources: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Example id -> the recipe source it came from (``examples`` hold each source's rows as one block, in order;
+    ``sources`` are the per-source summaries with their ``examples`` count). A name used twice gets its index."""
+    names = [str(s["name"]) for s in sources]
+    labels = [n if names.count(n) == 1 else f"{n}[{k}]" for k, n in enumerate(names)]
+    out: dict[str, str] = {}
+    start = 0
+    for label, entry in zip(labels, sources, strict=True):
+        for ex in examples[start:start + int(entry["examples"])]:
+            out[ex.id] = label
+        start += int(entry["examples"])
+    return out
+
+
+def realised_mix(splits: dict[str, list[Example]], labels: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per split: rows and share of each recipe source (``labels``: id -> source, see :func:`source_labels`)."""
     out: dict[str, dict[str, Any]] = {}
     for name, rows in splits.items():
-        counts = Counter(ex.source for ex in rows)
+        counts = Counter(labels.get(ex.id, ex.source) for ex in rows)
         n = len(rows)
         out[name] = {src: {"examples": c, "share": round(c / n, 4)} for src, c in sorted(counts.items())}
     return out

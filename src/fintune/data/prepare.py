@@ -24,7 +24,7 @@ from typing import Any
 
 from fintune.artifacts import MANIFEST, atomic_output_dir, atomic_write_json, hash_paths, write_manifest
 from fintune.data.leakage import drop_leaked, leakage_report
-from fintune.data.mix import apply_mix, realised_mix
+from fintune.data.mix import apply_mix, realised_mix, source_labels
 from fintune.data.registry import load_source
 from fintune.data.splits import SPLITS, date_bounds, split_examples
 from fintune.errors import FintuneError
@@ -229,6 +229,7 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
         tokenizer = resolve_tokenizer(recipe, tokenizer)
     with _captured_warnings() as warnings:
         examples, split_of, sources = load_recipe_examples(recipe)
+    origin = source_labels(examples, sources)
     splits = split_examples(examples, data.split, split_of)
     # truncate first, so the leakage report describes the rows that are really written
     truncated = {name: 0 for name in SPLITS}
@@ -262,7 +263,7 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
             counts={name: len(splits[name]) for name in SPLITS},
             label_counts={name: _label_counts(splits[name]) for name in SPLITS},
             date_range={name: list(date_bounds(splits[name])) for name in SPLITS},
-            truncated=truncated, leakage=leakage_summary, warnings=warnings, mix=realised_mix(splits),
+            truncated=truncated, leakage=leakage_summary, warnings=warnings, mix=realised_mix(splits, origin),
             files=[f"{name}.parquet" for name in SPLITS] + ["leakage.json"],
         )
     return out
