@@ -53,7 +53,7 @@ def test_prepared_manifest_reports_the_realised_mix(tmp_path: Path) -> None:
         p.write_text("text,label\n" + "".join(f"{name} news item number {i},{('positive', 'negative')[i % 2]}\n"
                                                for i in range(n)))
         paths.append(p)
-    data = {"task": "sentiment", "format": "label", "template": "none", "labels": ["negative", "positive"],
+    data = {"task": "sentiment", "format": "label", "template": "chatml", "labels": ["negative", "positive"],
             "sources": [{"name": "csv", "path": str(paths[0]), "text_column": "text", "label_column": "label",
                          "max_examples": 30, "weight": 1},
                         {"name": "csv", "path": str(paths[1]), "text_column": "text", "label_column": "label",

@@ -86,12 +86,13 @@ def resolve_tokenizer(recipe: Recipe, tokenizer: Any = None) -> Any:
         try:
             path = Path(resolve_model(name)) if not path.exists() else path
         except FintuneError as exc:
-            raise FintuneError(f"data.template 'auto' needs the tokenizer of '{name}': {exc.message}",
-                               "set data.template to llama2, llama3, deepseek-r1-distill, chatml or none, or "
-                               "point model_name_or_path to a local model folder") from None
+            raise FintuneError(f"data.template '{recipe.data.template}' needs the tokenizer of '{name}' "
+                               f"(chat template / EOS token): {exc.message}",
+                               "set data.template to llama2, llama3, deepseek-r1-distill or chatml, or point "
+                               "model_name_or_path (or tokenizer_name_or_path) to a local model folder") from None
     if path.exists() and not _has_tokenizer(path):
-        raise FintuneError(f"data.template 'auto' needs the tokenizer of '{name}', but {path} has no tokenizer "
-                           "files", "set data.template to a built-in template or add the tokenizer files")
+        raise FintuneError(f"data.template '{recipe.data.template}' needs the tokenizer of '{name}', but {path} has "
+                           "no tokenizer files", "set data.template to a built-in template or add the tokenizer files")
     from transformers import AutoTokenizer
 
     try:
@@ -229,6 +230,10 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
         tokenizer = resolve_tokenizer(recipe, tokenizer)
     with _captured_warnings() as warnings:
         examples, split_of, sources = load_recipe_examples(recipe)
+    if data.template == "none" and tokenizer is None:
+        # no template ends each answer with the tokenizer's EOS: without it the model never learns to stop (and
+        # `fintune train` re-preparing with the tokenizer would train on other bytes than `fintune data` wrote)
+        tokenizer = resolve_tokenizer(recipe, None)
     origin = source_labels(examples, sources)
     splits = split_examples(examples, data.split, split_of)
     # truncate first, so the leakage report describes the rows that are really written
