@@ -83,11 +83,13 @@ def example_rouge(pred_sections: Sequence[dict[str, str | None] | None],
     return out
 
 
-def thinking_summary(preds: Sequence[Any]) -> dict[str, Any]:
+def thinking_summary(preds: Sequence[Any], unit: str = "tokens") -> dict[str, Any]:
     """How much the model reasoned before answering (``<think>`` blocks, see ``prompts.parse.split_thinking``):
-    outputs with a block, and the mean length per output over ALL outputs, in tokens (model tokenizer) or chars."""
+    outputs with a block, and the mean length per output over ALL outputs, in ``unit`` (``tokens`` of the model's
+    tokenizer or ``chars``; the blocks' own unit wins when they have one)."""
     blocks = [p.extra["thinking"] for p in preds if isinstance(p.extra.get("thinking"), dict)]
-    unit = "tokens" if any("tokens" in b for b in blocks) else "chars"
+    if blocks:
+        unit = "tokens" if any("tokens" in b for b in blocks) else "chars"
     total = sum(int(b.get(unit, 0)) for b in blocks)
     return {"outputs": len(preds), "with_thinking": len(blocks), "unit": unit, "total": total,
             "mean_per_output": total / len(preds) if preds else None}
