@@ -37,3 +37,14 @@ def test_parsers_see_the_answer_after_thinking_and_predictions_count_it() -> Non
     assert by_chars[2].label == "invalid" and by_chars[2].extra["thinking"] == {"chars": len("unfinished")}
     by_tokens = predictions_from_generations(rows, texts, "forecaster", None, count_tokens=lambda t: len(t.split()))
     assert by_tokens[0].extra["thinking"] == {"tokens": 4} and by_tokens[0].raw_output == text
+
+
+def test_thinking_summary_means_over_all_outputs() -> None:
+    from fintune.evaluate.forecast import thinking_summary
+
+    rows = [{"id": str(i), "label": "U3"} for i in range(4)]
+    texts = ["<think>a b c</think>" + ANSWER, "<think>d</think>" + ANSWER, ANSWER, ANSWER]
+    preds = predictions_from_generations(rows, texts, "forecaster", None, count_tokens=lambda t: len(t.split()))
+    assert thinking_summary(preds) == {"outputs": 4, "with_thinking": 2, "unit": "tokens", "total": 4,
+                                       "mean_per_output": 1.0}
+    assert thinking_summary(preds[2:])["unit"] == "tokens" and thinking_summary([], "chars")["mean_per_output"] is None

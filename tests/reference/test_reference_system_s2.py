@@ -108,7 +108,7 @@ def test_reference_system_s2_llama3_vs_r1_distill_six_metric_compare(
         assert me["parent_run"] == str(run) and me["mode"] == "generate"
         metrics = json.loads((run / "eval" / "metrics.json").read_text())
         assert metrics["format"] == "forecaster" and metrics["speed"]["includes_thinking_tokens"] is True
-        assert metrics["thinking"]["unit"] in ("tokens", "chars")
+        assert metrics["thinking"]["unit"] == "tokens" and metrics["thinking"]["outputs"] == 4
         runs[arm] = run
     # the prompts are the official templates' own renderings (tiny tokenizers carry the 8B chat templates)
     from fintune.data.prepare import read_prepared
