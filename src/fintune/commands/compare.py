@@ -9,7 +9,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``compare`` verb."""
     p = sub.add_parser("compare", help="compare evaluated runs side by side (markdown + HTML + plots)",
                        description="Side-by-side table of evaluated runs with paired-bootstrap intervals of the "
-                                   "differences against the first run.")
+                                   "differences against the first run. Forecaster runs get the six-metric table: "
+                                   "training loss, eval loss, eval speed, direction accuracy, MSE of the % move, "
+                                   "ROUGE-1/2/L of the written analysis.")
     p.add_argument("runs", nargs="+", help="eval output directories (or run directories with an eval/ subdir)")
     p.add_argument("--out", default=None, help="output directory for comparison.md/.html/.json and plots "
                                                "(replaced atomically); without it the table is only printed")
