@@ -77,3 +77,35 @@ def test_task_metric_names_are_checked_before_loading(tmp_path: Path) -> None:
                      "stage 1 \\(pretrain\\) selects by eval_loss")):
         with pytest.raises(FintuneError, match=msg):
             task_metric(tiny_recipe(model_dir, **kw))
+
+
+def test_forecaster_keeps_the_checkpoint_with_the_best_validation_direction_accuracy(tmp_path: Path) -> None:
+    """LoRA on FinGPT-shaped label-only rows, ranked in score mode (the recipe's eval block) at each evaluation."""
+    from fintune.data.fingpt import B_INST, B_SYS, E_INST, E_SYS
+    from fintune.evaluate import run_eval
+    from fintune.train.sft import train_sft
+
+    moves = [("Up by 1-2%", "up by 1-2%"), ("Down by 2-3%", "down by 2-3%"), ("Up by 0-1%", "up by 0-1%")]
+    lines = []
+    for week in range(16):
+        a, b = f"2023-{1 + week // 4:02d}-{1 + 7 * (week % 4):02d}", f"2023-{1 + week // 4:02d}-{7 + 7 * (week % 4):02d}"
+        text, label = moves[week % 3]
+        lines.append(json.dumps({
+            "prompt": f"{B_INST}{B_SYS}Predict next week.{E_SYS}AAPL news: revenue rose in week {week}.{E_INST}",
+            "answer": f"[Prediction & Analysis]:\nPrediction: {text}", "period": f"{a} to {b}", "label": label,
+            "symbol": "AAPL"}))
+    rows = tmp_path / "fc.jsonl"
+    rows.write_text("\n".join(lines) + "\n")
+    data = {"task": "forecaster", "format": "forecaster", "template": "chatml",
+            "sources": [{"name": "fingpt_forecaster", "path": str(rows)}],
+            "split": {"method": "chronological", "test_size": 0.25, "val_size": 0.34, "seed": 0}}
+    recipe = tiny_recipe(make_tiny_model_dir(tmp_path, "llama"), max_steps=2, eval_steps=1, save_steps=1,
+                         max_seq_length=128, metric_for_best_model="direction_accuracy",
+                         load_best_model_at_end=True, data=data, eval={"mode": "score"})
+    summary = train_sft(recipe, out=tmp_path / "run")
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    acc = {r["step"]: r["eval_direction_accuracy"] for r in logged if "eval_direction_accuracy" in r}
+    assert sorted(acc) == [1, 2] and summary["best_metric"] == max(acc.values())
+    metrics = run_eval(str(tmp_path / "run"), tmp_path / "run" / "data", tmp_path / "ev", mode="score",
+                       split="validation", bootstrap_samples=0, progress=False)
+    assert metrics["forecast"]["direction_accuracy"] == pytest.approx(summary["best_metric"])
