@@ -414,6 +414,7 @@ def parse_generated(text: str, fmt: str, labels: Sequence[str] | None) -> dict[s
     """
     from fintune.prompts import parse
 
+    text, _ = parse.split_thinking(text)  # a reasoning model's <think>...</think> is not part of the answer
     if fmt == "forecaster":
         parsed = parse.parse_forecast(text)
         if not parsed:
@@ -471,8 +472,13 @@ _NOT_SECTIONS = ("label", "confidence", "expected_move", "direction", "bin", "se
 def predictions_from_generations(rows: Sequence[dict[str, Any]], texts: Sequence[str], fmt: str,
                                  labels: Sequence[str] | None, model_name: str = "",
                                  parser: Callable[[str, str, Sequence[str] | None], dict | None] | None = None,
-                                 ) -> list[Any]:
-    """Generate-mode Predictions: parsed outputs, or label ``invalid`` with the raw text kept."""
+                                 count_tokens: Callable[[str], int] | None = None) -> list[Any]:
+    """Generate-mode Predictions: parsed outputs, or label ``invalid`` with the raw text kept.
+
+    An output that opens with a ``<think>...</think>`` block (R1-distill) records its length in
+    ``extra["thinking"]``: ``{"tokens": n}`` with ``count_tokens`` (the model's tokenizer), else ``{"chars": n}``.
+    """
+    from fintune.prompts.parse import split_thinking
     from fintune.records import INVALID, Prediction
 
     parser = parser or parse_generated
@@ -483,6 +489,9 @@ def predictions_from_generations(rows: Sequence[dict[str, Any]], texts: Sequence
         conf = float(conf) if isinstance(conf, (int, float)) and math.isfinite(conf) else None
         move = parsed.get("expected_move") if parsed else None
         extra: dict[str, Any] = {"parsed": parsed is not None}
+        _, thinking = split_thinking(text)
+        if thinking is not None:
+            extra["thinking"] = {"tokens": count_tokens(thinking)} if count_tokens else {"chars": len(thinking)}
         if parsed:
             extra["sections"] = {k: v for k, v in parsed.items()
                                  if k not in _NOT_SECTIONS and isinstance(v, str)}

@@ -54,6 +54,11 @@ class SourceConfig(_Strict):
     split: Literal["train", "validation", "test"] | None = Field(
         None, description="put every row of this source in this split (predefined splits)")
     limit: int | None = Field(None, ge=1, description="keep the first N rows (for quick runs)")
+    max_examples: int | None = Field(
+        None, ge=1, description="keep a seeded random sample of at most N rows (in their order), before the split")
+    weight: float | None = Field(
+        None, gt=0.0, description="this source's share of a weighted mix (relative to the other sources' weights; "
+                                  "every source needs one); sources are sampled down, never repeated")
     task: Task | None = Field(None, description="this source's task in a multi-task mix (default: data.task)")
     format: Literal["structured", "label", "forecaster", "ner", "headlines", "text"] | None = Field(
         None, description="this source's answer format in a multi-task mix (default: data.format)")
@@ -106,6 +111,14 @@ class DataConfig(_Strict):
         except ValueError:
             raise ValueError("must be a date like '26 Jul 2024' (day, English month abbreviation, year)") from None
         return v
+
+    @model_validator(mode="after")
+    def _weights_all_or_none(self) -> DataConfig:
+        weighted = [s.weight is not None for s in self.sources]
+        if any(weighted) and not all(weighted):
+            missing = weighted.index(False)
+            raise ValueError(f"sources.{missing}.weight is missing: give every source a weight, or none")
+        return self
 
 
 class EvalConfig(_Strict):

@@ -173,11 +173,19 @@ def evaluate_rows(model: Any, tokenizer: Any, data: EvalData, split: str = "test
         prompts = [generation_prompt(r, data.template, tokenizer, data.template_date) for r in rows]
         texts = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                stats=stats, progress=progress, desc=f"generate {split}")
-        preds = predictions_from_generations(rows, texts, data.fmt, labels, model_name)
+        preds = predictions_from_generations(
+            rows, texts, data.fmt, labels, model_name,
+            count_tokens=lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"]))
     else:
         raise FintuneError(f"--mode {mode!r}: unknown mode", "use score or generate")
     metrics = compute_metrics(preds, data, split, mode, bootstrap_samples, seed, calibration)
     metrics["speed"] = stats.summary()
+    if mode == "generate":
+        from fintune.evaluate.forecast import thinking_summary
+
+        metrics["thinking"] = thinking_summary(preds)
+        # generated_tokens / tokens_per_s count every generated token, reasoning included
+        metrics["speed"]["includes_thinking_tokens"] = True
     return preds, metrics
 
 
@@ -229,7 +237,12 @@ def _calibration(preds: Sequence[Any], labels: list[str], calibration: dict[str,
 
 
 def _forecast(preds: Sequence[Any], data: EvalData, bootstrap_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    from fintune.evaluate.forecast import direction_intervals, forecast_baselines, forecast_metrics
+    from fintune.evaluate.forecast import (
+        direction_intervals,
+        example_rouge,
+        forecast_baselines,
+        forecast_metrics,
+    )
     from fintune.prompts.parse import parse_forecast
 
     by_id = {str(r["id"]): r for rows in data.splits.values() for r in rows or []}
@@ -239,11 +252,17 @@ def _forecast(preds: Sequence[Any], data: EvalData, bootstrap_samples: int = 100
     gold_rows = [by_id[p.id] for p in preds]
     extras = [r.get("extra") or {} for r in gold_rows]
     refs = [parse_forecast(e["answer"]) if isinstance(e.get("answer"), str) else None for e in extras]
+    pred_sections = [p.extra.get("sections") if p.label != INVALID else None for p in preds]
+    actual = [e.get("next_week_return") for e in extras]
     metrics = forecast_metrics(
         [p.gold for p in preds], [p.label for p in preds], [p.expected_move for p in preds],
-        actual_moves=[e.get("next_week_return") for e in extras],
-        pred_sections=[p.extra.get("sections") if p.label != INVALID else None for p in preds],
-        ref_sections=refs)
+        actual_moves=actual, pred_sections=pred_sections, ref_sections=refs)
+    # per-example values, so `fintune compare` can pair two runs example by example
+    for p, move, scores in zip(preds, actual, example_rouge(pred_sections, refs), strict=True):
+        if move is not None:
+            p.extra["actual_move"] = move
+        if scores is not None:
+            p.extra["rouge"] = scores
     train_bins = [r["label"] for r in data.splits.get("train") or [] if r.get("label")]
     prev = [week_move.get((r.get("ticker"), e.get("prev_close_date"))) for r, e in zip(gold_rows, extras,
                                                                                       strict=True)]

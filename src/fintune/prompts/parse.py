@@ -18,6 +18,10 @@
   phrases (``up by 2-3%``, ``down by more than 5%``, ...). ``expected_move`` follows FinGPT's own evaluation
   (``fingpt/FinGPT_Forecaster``'s ``parse_answer``: lower bound of the bin + 0.5, so ``2-3%`` -> 2.5 and
   ``more than 5%`` -> 5.5), signed by direction.
+* :func:`split_thinking`: a reasoning model (DeepSeek-R1-Distill) writes ``<think>...</think>`` before its answer;
+  the block is cut off (everything up to the last ``</think>``, which must be preceded only by the optional opening
+  ``<think>`` and the reasoning) and the answer after it is what the strict parsers see. An unterminated
+  ``<think>`` leaves no answer (invalid), and a ``<think>`` that does not open the output is not stripped.
 * :func:`move_to_bin`: a return of exactly 0 maps to ``U1`` (FinGPT's ``bin_mapping`` calls ``ret >= 0`` up and
   would produce the non-bin ``U0``; the smallest up bin is the honest place for a flat week).
 """
@@ -160,6 +164,29 @@ def parse_structured(text: str, labels: Sequence[str]) -> dict[str, Any] | None:
     analysis = "\n".join(analysis_parts).strip() or None
     return {"sentiment": sentiment, "confidence": confidence, "confidence_level": level, "analysis": analysis,
             "expected_move": expected_move(analysis)}
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_thinking(text: str) -> tuple[str, str | None]:
+    """``(answer, thinking)``: a leading ``<think>...</think>`` block cut off the output (``thinking`` is None
+    when there is none).
+
+    The generation prompt may already hold ``<think>\\n`` (DeepSeek-R1's official one), so a closing tag without
+    the opening one also ends a reasoning block. An opening tag that is never closed means the model ran out of
+    tokens while reasoning: the answer is ``""`` (the caller scores it invalid) and the reasoning is all the text.
+    """
+    text = text or ""
+    stripped = text.lstrip()
+    if THINK_CLOSE in text:
+        head, _, answer = text.rpartition(THINK_CLOSE)
+        body = head.lstrip()
+        body = body[len(THINK_OPEN):] if body.startswith(THINK_OPEN) else body
+        return answer.lstrip("\n"), body.strip("\n")
+    if stripped.startswith(THINK_OPEN):
+        return "", stripped[len(THINK_OPEN):].strip("\n")
+    return text, None
 
 
 # ------------------------------------------------------------------ forecaster bins
