@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
-from fintune.labels import SENTIMENT, labels_for_task
+from fintune.labels import SENTIMENT, canonical_map, labels_for_task
 from fintune.models import context_length
 from fintune.predict.predictor import Predictor
 from fintune.predict.rows import (
@@ -35,7 +35,7 @@ from fintune.predict.rows import (
     predictions_from_scores,
 )
 from fintune.prompts.tasks import build_messages
-from fintune.prompts.templates import render_messages
+from fintune.prompts.templates import TEMPLATE_DATE, render_messages
 from fintune.prompts.tokenize import encode_prompt, encode_text
 from fintune.records import Example, Prediction
 from fintune.run import SCORABLE_FORMATS, read_run
@@ -134,6 +134,8 @@ class Analyzer:
         self.temperature_source = temperature_source
         predictor.temperature = temperature
         self.context = context_length(predictor.model) or 2048
+        # declared label -> negative/neutral/positive (BULLISH -> positive), for the public 'sentiment' field
+        self.canonical = canonical_map(self.task, self.labels, predictor.spec.canonical_labels)
 
     # the spec-derived attributes callers (serve, tests) read
     model = property(lambda self: self.predictor.model)
@@ -144,6 +146,7 @@ class Analyzer:
     task = property(lambda self: self.predictor.spec.task)
     fmt = property(lambda self: self.predictor.spec.format)
     template = property(lambda self: self.predictor.spec.template)
+    template_date = property(lambda self: self.predictor.spec.template_date)  # pinned at training
     system_prompt = property(lambda self: self.predictor.spec.system_prompt)
     max_new_tokens = property(lambda self: self.predictor.max_new_tokens)
     batch_size = property(lambda self: self.predictor.batch_size)
@@ -162,7 +165,8 @@ class Analyzer:
 
     def describe(self) -> dict[str, Any]:
         """What is being served: model, base model, labels, format, template, mode, backend, calibration."""
-        return {**self.predictor.describe(), "temperature": self.temperature,
+        return {**self.predictor.describe(), "canonical_labels": self.canonical,
+                "template_date": self.template_date, "temperature": self.temperature,
                 "calibrated": self.temperature is not None, "temperature_source": self.temperature_source,
                 "context_length": self.context}
 
@@ -178,10 +182,11 @@ class Analyzer:
             raise FintuneError(f"{item.where}: field 'text' is missing or empty", "give the text to analyse")
         row = {"id": item.id, "messages": self._messages(item), "extra": {}}
         if self.mode == "score":
-            prompt, conts = label_prompts(row, self.labels, self.fmt, self.template, self.tokenizer)
+            prompt, conts = label_prompts(row, self.labels, self.fmt, self.template, self.tokenizer,
+                                          self.template_date)
             longest = max(len(encode_text(self.tokenizer, c)) for c in conts)
         else:
-            prompt, conts = generation_prompt(row, self.template, self.tokenizer), []
+            prompt, conts = generation_prompt(row, self.template, self.tokenizer, self.template_date), []
             longest = self.max_new_tokens
         n = len(encode_prompt(self.tokenizer, prompt))
         if n + longest > self.context:
@@ -225,7 +230,8 @@ class Analyzer:
                         {"role": "assistant", "content": ""}]
             if self.system_prompt:
                 messages.insert(0, {"role": "system", "content": self.system_prompt})
-            prompts.append(render_messages(messages, self.template, self.tokenizer)[0])
+            prompts.append(render_messages(messages, self.template, self.tokenizer,
+                                           self.template_date or TEMPLATE_DATE)[0])
         return self.predictor.generate(prompts, max_new_tokens=EXPLAIN_MAX_NEW_TOKENS)
 
     def predict(self, items: Sequence[AnalyzeItem], explain: bool = False) -> list[Prediction]:
@@ -235,8 +241,9 @@ class Analyzer:
 
 def public_result(pred: Prediction, analyzer: Analyzer) -> dict[str, Any]:
     """The JSON people and programs get: label, sentiment, confidence, probabilities, expected_move, analysis,
-    model, latency_ms (plus id/ticker/date)."""
-    sentiment = pred.label if analyzer.task == "sentiment" else None
+    model, latency_ms (plus id/ticker/date). ``label`` is the run's own label (``BULLISH``), ``sentiment`` its
+    canonical meaning (``positive``)."""
+    sentiment = analyzer.canonical.get(pred.label, pred.label) if analyzer.task == "sentiment" else None
     return {
         "id": pred.id, "label": pred.label, "sentiment": sentiment, "confidence": pred.confidence,
         "calibrated": bool(pred.extra.get("calibrated")) and analyzer.mode == "score",

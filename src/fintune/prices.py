@@ -15,8 +15,10 @@ need an adjusted open on the same scale, derived as ``adj_open = open * adj_clos
 as a jump in raw ``close`` but not in ``adj_close``; a daily ``adj_close`` move beyond
 :data:`SUSPICIOUS_JUMP` is still flagged in the report (an unadjusted split or a data error), never silently traded.
 
-Bad input: an unsorted or duplicated date, a non-positive price or a partly missing row raises a one-line
-:class:`~fintune.errors.FintuneError` naming file, row and field. A row whose price fields are *all* missing
+Bad input: an unsorted or duplicated date, a non-positive or non-finite price (``inf``, ``-inf``), a negative or
+infinite volume, a partly missing row, an empty or unreadable file, a number where a ticker or date string is
+expected raises a one-line :class:`~fintune.errors.FintuneError` naming file, row and field: a bad price is never
+used (one ``inf`` close would wipe out or inflate a portfolio and write a non-JSON ``Infinity``). A row whose price fields are *all* missing
 (Yahoo's ``null`` rows, e.g. ``PTR.csv`` 2016-06-29) is a missing bar: it is dropped and counted in
 ``df.attrs["issues"]`` so the backtest can report it; no price or return is invented for it.
 """
@@ -41,10 +43,20 @@ def _new_issues() -> dict[str, Any]:
     return {"missing_bars_dropped": [], "suspicious_jumps": []}
 
 
-def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int = 2) -> Any:
-    """Validate one ticker's (or a whole long) frame in place order; returns the cleaned frame."""
+def _shown(value: Any) -> str:
+    """``repr`` and Python type of a cell (numpy scalars as plain Python values), for error messages."""
+    value = value.item() if hasattr(value, "item") else value
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int = 2, file_rows: Any = None) -> Any:
+    """Validate one ticker's (or a whole long) frame in place order; returns the cleaned frame.
+
+    Rows are reported as ``i + row_offset``, or ``file_rows[i]`` when given (a long file's rows for one ticker)."""
     import numpy as np
     import pandas as pd
+
+    rows = np.asarray(file_rows) if file_rows is not None else np.arange(len(df)) + row_offset
 
     missing = [c for c in ("date", *_PRICE_FIELDS) if c not in df.columns]
     if missing:
@@ -56,30 +68,49 @@ def _validate_frame(df: Any, where: str, issues: dict[str, Any], row_offset: int
     prices = df[list(_PRICE_FIELDS)].apply(pd.to_numeric, errors="coerce")
     all_missing = prices.isna().all(axis=1)
     for i in np.flatnonzero(all_missing.to_numpy()):
-        issues["missing_bars_dropped"].append(f"{where} row {i + row_offset} ({df['date'].iloc[i]})")
+        issues["missing_bars_dropped"].append(f"{where} row {rows[i]} ({df['date'].iloc[i]})")
     some_missing = prices.isna().any(axis=1) & ~all_missing
     if some_missing.any():
         i = int(np.flatnonzero(some_missing.to_numpy())[0])
         field = next(c for c in _PRICE_FIELDS if pd.isna(prices[c].iloc[i]))
-        raise FintuneError(f"{where} row {i + row_offset}: field '{field}' is missing or not a number",
+        raise FintuneError(f"{where} row {rows[i]}: field '{field}' is missing or not a number",
                            "fix or delete the row (a row with every price missing is skipped as a missing bar)")
+    nonfinite = prices.isin([np.inf, -np.inf]).any(axis=1)
+    if nonfinite.any():
+        i = int(np.flatnonzero(nonfinite.to_numpy())[0])
+        field = next(c for c in _PRICE_FIELDS if np.isinf(prices[c].iloc[i]))
+        raise FintuneError(f"{where} row {rows[i]}: field '{field}' is {prices[field].iloc[i]} (not a finite "
+                           "number)", "prices must be finite and > 0; fix or delete the row")
     nonpos = (prices <= 0).any(axis=1)
     if nonpos.any():
         i = int(np.flatnonzero(nonpos.to_numpy())[0])
         field = next(c for c in _PRICE_FIELDS if prices[c].iloc[i] <= 0)
-        raise FintuneError(f"{where} row {i + row_offset}: field '{field}' is {prices[field].iloc[i]} (not positive)",
+        raise FintuneError(f"{where} row {rows[i]}: field '{field}' is {prices[field].iloc[i]} (not positive)",
                            "prices must be > 0; fix or delete the row")
     keep = ~all_missing.to_numpy()
-    out = pd.DataFrame({"date": pd.to_datetime(df["date"], errors="coerce", format="ISO8601")})
+    raw_dates = df["date"]
+    if not pd.api.types.is_datetime64_any_dtype(raw_dates):
+        not_text = np.flatnonzero(raw_dates.map(lambda v: not isinstance(v, str) and not pd.isna(v)).to_numpy())
+        if not_text.size:
+            i = int(not_text[0])
+            raise FintuneError(f"{where} row {rows[i]}: field 'date' is {_shown(raw_dates.iloc[i])}, "
+                               "not a date string",
+                               "store dates as ISO YYYY-MM-DD strings or a datetime column")
+    out = pd.DataFrame({"date": pd.to_datetime(raw_dates, errors="coerce", format="ISO8601")})
     bad_date = out["date"].isna()
     if bad_date.any():
         i = int(np.flatnonzero(bad_date.to_numpy())[0])
-        raise FintuneError(f"{where} row {i + row_offset}: field 'date' {df['date'].iloc[i]!r} is not a date",
+        raise FintuneError(f"{where} row {rows[i]}: field 'date' {df['date'].iloc[i]!r} is not a date",
                            "use ISO YYYY-MM-DD")
     for c in _PRICE_FIELDS:
         out[c] = prices[c].astype("float64")
     out["volume"] = pd.to_numeric(df["volume"], errors="coerce").astype("float64")
-    out["_row"] = np.arange(len(df)) + row_offset
+    bad_vol = (np.isinf(out["volume"]) | (out["volume"] < 0)).to_numpy() & keep
+    if bad_vol.any():
+        i = int(np.flatnonzero(bad_vol)[0])
+        raise FintuneError(f"{where} row {rows[i]}: field 'volume' is {out['volume'].iloc[i]} (must be a "
+                           "finite number >= 0, or empty when unknown)", "fix or delete the row")
+    out["_row"] = rows
     return out[keep]
 
 
@@ -111,7 +142,6 @@ def _flag_jumps(df: Any, ticker: str, issues: dict[str, Any]) -> None:
 
 
 def _read_csv_dir(root: Path, tickers: list[str] | None, issues: dict[str, Any]) -> list[Any]:
-    import pandas as pd
 
     files = {p.stem.upper(): p for p in sorted(root.glob("*.csv"))}
     if not files:
@@ -122,7 +152,7 @@ def _read_csv_dir(root: Path, tickers: list[str] | None, issues: dict[str, Any])
         if t not in files:
             raise FintuneError(f"{root}: no prices for ticker '{t}' (no {t}.csv)",
                                f"available: {', '.join(sorted(files)[:10])}...")
-        raw = pd.read_csv(files[t], dtype=str, keep_default_na=True, na_values=["null", "NaN", ""])
+        raw = _read_table(files[t], dtype=str, keep_default_na=True, na_values=["null", "NaN", ""])
         raw = raw.rename(columns=_CSV_COLUMNS)
         df = _validate_frame(raw, str(files[t]), issues)
         _check_order(df, str(files[t]))
@@ -134,24 +164,54 @@ def _read_csv_dir(root: Path, tickers: list[str] | None, issues: dict[str, Any])
     return frames
 
 
-def _read_long_file(path: Path, tickers: list[str] | None, issues: dict[str, Any]) -> list[Any]:
+def _read_table(path: Path, **csv_kwargs: Any) -> Any:
+    """Read a CSV or parquet file; an empty, unreadable or wrongly-typed file is a one-line error naming it."""
     import pandas as pd
 
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if path.stat().st_size == 0:
+        raise FintuneError(f"{path}: empty file", "give a price file with a header and rows")
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, **csv_kwargs)
+    except pd.errors.EmptyDataError:
+        raise FintuneError(f"{path}: empty file (no header)", "give a price file with a header and rows") from None
+    except UnicodeDecodeError as exc:
+        raise FintuneError(f"{path}: not UTF-8 text (byte {exc.start})", "save the prices as UTF-8 CSV") from None
+    except pd.errors.ParserError as exc:
+        raise FintuneError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    except (OSError, ValueError) as exc:  # pyarrow: not a parquet file, bad magic bytes, truncated footer
+        kind = "parquet" if path.suffix.lower() == ".parquet" else "CSV"
+        raise FintuneError(f"{path}: not a readable {kind} file ({str(exc).splitlines()[0][:120]})",
+                           "check the file type (a .parquet must be Apache Parquet)") from None
+
+
+def _read_long_file(path: Path, tickers: list[str] | None, issues: dict[str, Any]) -> list[Any]:
+    import numpy as np
+
+    df = _read_table(path, dtype={"ticker": str, "date": str, "Date": str})
     df = df.rename(columns={k: v for k, v in _CSV_COLUMNS.items() if k in df.columns})
     if "ticker" not in df.columns:
         raise FintuneError(f"{path}: missing column 'ticker'", "the long format needs date,ticker,open,...,adj_close")
-    df["ticker"] = df["ticker"].astype(str).str.upper()
-    df["_file_row"] = range(len(df))
+    if df.empty:
+        raise FintuneError(f"{path}: no price rows", "give a price file with a header and rows")
+    # rows as reported: a parquet's 0-based row index, a CSV's line number (header = line 1)
+    file_row = np.arange(len(df)) + (0 if path.suffix.lower() == ".parquet" else 2)
+    bad_ticker = df["ticker"].map(lambda v: not (isinstance(v, str) and v.strip())).to_numpy()
+    if bad_ticker.any():
+        i = int(np.flatnonzero(bad_ticker)[0])
+        raise FintuneError(f"{path} row {file_row[i]}: field 'ticker' is {_shown(df['ticker'].iloc[i])}, not a ticker string",
+                           "store tickers as non-empty strings")
+    df["ticker"] = df["ticker"].str.strip().str.upper()
+    df["_file_row"] = file_row
     frames = []
     present = set(df["ticker"])
     for t in (sorted(present) if tickers is None else tickers):
         if t not in present:
             raise FintuneError(f"{path}: no prices for ticker '{t}'", "add its rows or drop it from --tickers")
         sub = df[df["ticker"] == t]
-        rows = sub["_file_row"].to_numpy()
-        clean = _validate_frame(sub.drop(columns=["ticker"]), f"{path} [{t}]", issues, row_offset=0)
-        clean["_row"] = rows[clean["_row"].to_numpy()]
+        clean = _validate_frame(sub.drop(columns=["ticker", "_file_row"]), f"{path} [{t}]", issues,
+                                file_rows=sub["_file_row"].to_numpy())
         _check_order(clean, str(path))
         clean.insert(1, "ticker", t)
         _flag_jumps(clean, t, issues)
@@ -241,14 +301,18 @@ def price_issues_summary(prices: Any) -> dict[str, Any]:
 def price_panel(prices: Any) -> dict[str, Any]:
     """Wide (date x ticker) float panels on the union trading calendar.
 
-    Returns ``{"adj_close", "adj_open", "available"}``: ``adj_open = open * adj_close / close``; ``available`` is
-    True where the ticker has a real bar (False before listing, after delisting and on dropped missing bars).
+    Returns ``{"adj_close", "adj_open", "available", "dollar_volume"}``: ``adj_open = open * adj_close / close``;
+    ``available`` is True where the ticker has a real bar (False before listing, after delisting and on dropped
+    missing bars); ``dollar_volume = close * volume`` (raw close and shares traded; NaN when volume is unknown).
     Missing cells are NaN, never forward-filled here.
     """
-    df = prices.assign(adj_open=prices["open"] * prices["adj_close"] / prices["close"])
+    df = prices.assign(adj_open=prices["open"] * prices["adj_close"] / prices["close"],
+                       dollar_volume=prices["close"] * prices["volume"])
     adj_close = df.pivot(index="date", columns="ticker", values="adj_close").sort_index()
     adj_open = df.pivot(index="date", columns="ticker", values="adj_open").reindex_like(adj_close)
-    return {"adj_close": adj_close, "adj_open": adj_open, "available": adj_close.notna()}
+    dollar_volume = df.pivot(index="date", columns="ticker", values="dollar_volume").reindex_like(adj_close)
+    return {"adj_close": adj_close, "adj_open": adj_open, "available": adj_close.notna(),
+            "dollar_volume": dollar_volume}
 
 
 def describe_prices(prices: Any) -> str:

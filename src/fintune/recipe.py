@@ -27,7 +27,7 @@ RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 Task = Literal["sentiment", "forecaster", "ner", "headlines", "pretrain"]
 SourceName = Literal[
     "phrasebank", "fiqa", "tfns", "gold", "semeval", "finner", "stocknet", "fingpt_forecaster",
-    "csv", "jsonl", "parquet", "hf", "text", "financebench", "synth", "prepared",
+    "csv", "jsonl", "parquet", "hf", "text", "financebench", "synth", "prepared", "alpaca",
 ]
 
 
@@ -54,6 +54,11 @@ class SourceConfig(_Strict):
     split: Literal["train", "validation", "test"] | None = Field(
         None, description="put every row of this source in this split (predefined splits)")
     limit: int | None = Field(None, ge=1, description="keep the first N rows (for quick runs)")
+    max_examples: int | None = Field(
+        None, ge=1, description="keep a seeded random sample of at most N rows (in their order), before the split")
+    weight: float | None = Field(
+        None, gt=0.0, description="this source's share of a weighted mix (relative to the other sources' weights; "
+                                  "every source needs one); sources are sampled down, never repeated")
     task: Task | None = Field(None, description="this source's task in a multi-task mix (default: data.task)")
     format: Literal["structured", "label", "forecaster", "ner", "headlines", "text"] | None = Field(
         None, description="this source's answer format in a multi-task mix (default: data.format)")
@@ -82,15 +87,38 @@ class DataConfig(_Strict):
     task: Task = "sentiment"
     sources: list[SourceConfig] = Field(default_factory=list)
     labels: list[str] | None = Field(None, description="declared label set (default: the task's)")
+    canonical_labels: dict[str, str] | None = Field(
+        None, description="declared label -> negative/neutral/positive (default: bearish/bullish synonyms)")
     split: SplitConfig = Field(default_factory=SplitConfig)
     format: Literal["structured", "label", "forecaster", "ner", "headlines", "text"] = "label"
     template: Literal["auto", "llama2", "llama3", "deepseek-r1-distill", "chatml", "none"] = "auto"
     system_prompt: str | None = None
+    template_date: str = Field("26 Jul 2024", description="the date a dated chat template (Llama 3.x "
+                               "'Today Date') renders, pinned so prompts are the same bytes on every day")
     drop_leaked: bool = Field(False, description="drop test/val texts that also occur in train")
     near_duplicate_threshold: float = Field(0.9, gt=0.0, le=1.0)
     max_train_examples: int | None = Field(None, ge=1)
     max_eval_examples: int | None = Field(None, ge=1)
     prepared: str | None = Field(None, description="a directory written by `fintune data` (skips loading)")
+
+    @field_validator("template_date")
+    @classmethod
+    def _template_date(cls, v: str) -> str:
+        from datetime import datetime
+
+        try:
+            datetime.strptime(v, "%d %b %Y")
+        except ValueError:
+            raise ValueError("must be a date like '26 Jul 2024' (day, English month abbreviation, year)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _weights_all_or_none(self) -> DataConfig:
+        weighted = [s.weight is not None for s in self.sources]
+        if any(weighted) and not all(weighted):
+            missing = weighted.index(False)
+            raise ValueError(f"sources.{missing}.weight is missing: give every source a weight, or none")
+        return self
 
 
 class EvalConfig(_Strict):

@@ -25,7 +25,7 @@ from fintune.recipe import EvalConfig
 
 MANIFEST = "manifest.json"
 LLAMA3_TEMPLATE_DATE = "26 Jul 2024"
-"""The 'Today Date' the built-in llama3 template pins (the official template's default)."""
+"""The 'Today Date' dated chat templates render unless the recipe pins another (``data.template_date``)."""
 SCORABLE_FORMATS = ("label", "structured", "headlines")
 """Formats with a closed answer set, which score mode can rank by log-probability."""
 
@@ -43,6 +43,7 @@ class TaskSpec(BaseModel):
     template: str = "auto"
     system_prompt: str | None = None
     template_date: str | None = None
+    canonical_labels: dict[str, str] | None = None
     eval: EvalConfig = Field(default_factory=EvalConfig)
     eval_set: list[str] = Field(default_factory=list, description="eval keys the recipe set (not defaults)")
 
@@ -70,7 +71,8 @@ class TaskSpec(BaseModel):
         return cls(task=task, format=str(data.get("format") or "label"),
                    labels=list(resolved) if resolved else None, label_maps=maps, template=tmpl,
                    system_prompt=data.get("system_prompt"),
-                   template_date=LLAMA3_TEMPLATE_DATE if tmpl == "llama3" else None,
+                   template_date=data.get("template_date") or LLAMA3_TEMPLATE_DATE,
+                   canonical_labels=data.get("canonical_labels"),
                    eval=ev, eval_set=eval_set)
 
 

@@ -55,9 +55,10 @@ def test_cli_end_to_end_on_stocknet(shared_data: Path, preds_file: Path, tmp_pat
     out = tmp_path / "bt"
     rc = main(["backtest", "--predictions", str(preds_file), "--prices", str(shared_data / "stocknet" / "price_raw"),
                "--out", str(out), "--strategy", "long_short", "--threshold", "0.1", "--holding-days", "2",
-               "--commission-bps", "5", "--slippage-bps", "5", "--benchmark", "AAPL", "--walk-forward", "126:63",
-               "--bootstrap-samples", "200"])
-    assert rc == 0, capsys.readouterr().err
+               "--commission-bps", "5", "--slippage-bps", "5", "--benchmark", "AAPL", "--walk-forward", "126:63:5",
+               "--bootstrap-samples", "200", "--random-sims", "40"])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
     files = {p.name for p in out.iterdir()}
     assert {"metrics.json", "equity.csv", "positions.csv", "trades.csv", "walk_forward.csv", "equity.png",
             "drawdown.png", "monthly_returns.png", "exposure.png", "report.html", "manifest.json"} <= files
@@ -80,7 +81,29 @@ def test_cli_end_to_end_on_stocknet(shared_data: Path, preds_file: Path, tmp_pat
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stage"] == "backtest" and str(preds_file) in manifest["data_sha256"]
     assert manifest["recipe"]["holding_days"] == 2
-    assert m["walk_forward"]["windows"] >= 2
+    assert m["walk_forward"]["windows"] >= 2 and m["walk_forward"]["purge_bars"] == 5
+    # every report carries the deflated Sharpe with its trial count, the random baseline and the cutoff check
+    st = m["statistics"]
+    assert st["n_trials"] == 1 and st["rank"] == 1 and st["dsr"] == pytest.approx(st["psr"])
+    assert st["sharpe_annual"] == pytest.approx(s["sharpe"]) and 0 <= st["psr"] <= 1
+    assert m["random_baseline"]["n_sims"] == 40 and 0 <= m["random_baseline"]["model_sharpe_percentile"] <= 100
+    assert m["model_cutoff"]["status"] == "unknown" and m["costs"]["capacity_usd"] is not None
+    assert {"random_p05", "random_p50", "random_p95"} <= set(equity.columns)
+    assert "Is it luck?" in html and "best of 1 trials" in html and "model cutoff: unknown" in html
+    assert "best of 1 trials" in printed.out and "DSR" in printed.out and "random signals" in printed.out
+    ledger = tmp_path / "backtest_trials.jsonl"
+    assert len(ledger.read_text().splitlines()) == 1
+    # a second variant in the same project: the ledger counts two trials and the DSR deflates against both
+    rc = main(["backtest", "--predictions", str(preds_file), "--prices", str(shared_data / "stocknet" / "price_raw"),
+               "--out", str(tmp_path / "bt2"), "--strategy", "long_only", "--threshold", "0.3",
+               "--bootstrap-samples", "0", "--random-sims", "0", "--model-cutoff", "2023-12-31"])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    m2 = json.loads((tmp_path / "bt2" / "metrics.json").read_text())
+    assert m2["statistics"]["n_trials"] == 2 and "best of 2 trials" in printed.out
+    assert m2["statistics"]["sr0_annual"] > 0 and m2["statistics"]["dsr"] < m2["statistics"]["psr"]
+    assert m2["model_cutoff"]["status"] == "warning" and "model cutoff: warning" in printed.out
+    assert len(ledger.read_text().splitlines()) == 2
 
 
 def test_cli_bad_input_is_one_line(shared_data: Path, tmp_path: Path, capsys):

@@ -44,7 +44,7 @@ def _row(**kw) -> dict:
 def test_row_becomes_forecaster_example() -> None:
     (ex,) = import_fingpt_rows([_row()])
     assert (ex.id, ex.label, ex.date, ex.ticker) == ("fingpt-AAPL-2023-05-14", "U2", "2023-05-14", "AAPL")
-    assert ex.text == USER and ex.extra["system_prompt"] == SYSTEM_PROMPT.strip("\n")
+    assert ex.text == USER and ex.extra["system_prompt"] == SYSTEM_PROMPT  # byte for byte, final newline kept
     assert ex.extra["answer"] == ANSWER and ex.extra["week_end"] == "2023-05-21"
     msgs = example_messages(ex)
     assert [m["role"] for m in msgs] == ["system", "user", "assistant"]

@@ -69,7 +69,45 @@ def test_parse_label_yes_no():
     ],
 )
 def test_parse_structured_accepts(text, expected):
-    assert parse_structured(text, SENTIMENT) == expected
+    assert parse_structured(text, SENTIMENT) == {**expected, "confidence_level": None, "expected_move": None}
+
+
+SEED_VOCAB = ("bearish", "neutral", "bullish")
+
+
+def test_parse_structured_accepts_the_seed_answer():
+    """The Llama-3.2 sentiment seed's own answer: upper-case label of a declared vocabulary, a confidence level and
+    an expected move in the analysis."""
+    text = "SENTIMENT: BULLISH\nCONFIDENCE: HIGH\nANALYSIS: Stock likely to rise 3-5% in next session"
+    assert parse_structured(text, SEED_VOCAB) == {
+        "sentiment": "bullish", "confidence": 1.0, "confidence_level": "HIGH",
+        "analysis": "Stock likely to rise 3-5% in next session", "expected_move": 4.0}
+
+
+@pytest.mark.parametrize(("level", "number"), [("LOW", 1 / 3), ("medium", 2 / 3), ("High.", 1.0)])
+def test_confidence_levels_map_to_documented_numbers(level, number):
+    parsed = parse_structured(f"SENTIMENT: BEARISH\nCONFIDENCE: {level}", SEED_VOCAB)
+    assert parsed["confidence"] == pytest.approx(number)
+    assert parsed["confidence_level"] == level.rstrip(".").upper()
+
+
+@pytest.mark.parametrize("conf", ["very high", "HIGHEST", "high-ish", "3", "H"])
+def test_confidence_that_is_neither_level_nor_number_is_invalid(conf):
+    assert parse_structured(f"SENTIMENT: BEARISH\nCONFIDENCE: {conf}", SEED_VOCAB) is None
+
+
+@pytest.mark.parametrize(("analysis", "move"), [
+    ("Stock likely to rise 3-5% in next session", 4.0),
+    ("Shares could fall by 2% tomorrow.", -2.0),
+    ("Expect the stock to drop 1 to 2 %.", -1.5),
+    ("Up 1.5% is likely.", 1.5),
+    ("Mixed: may rise 2% or fall 3%.", None),  # two different moves: no guess
+    ("Guidance was cut.", None),
+    ("Sales gained 10% last year.", None),  # a past fact, not a forecast verb
+])
+def test_expected_move_from_the_analysis(analysis, move):
+    parsed = parse_structured(f"SENTIMENT: NEUTRAL\nANALYSIS: {analysis}", SEED_VOCAB)
+    assert parsed["expected_move"] == move
 
 
 @pytest.mark.parametrize(
@@ -82,7 +120,7 @@ def test_parse_structured_accepts(text, expected):
         "SENTIMENT: bullish",  # label not in set
         "SENTIMENT: positive\nCONFIDENCE: 1.5",
         "SENTIMENT: positive\nCONFIDENCE: 85",  # >1 without a percent sign is ambiguous
-        "SENTIMENT: positive\nCONFIDENCE: high",
+        "SENTIMENT: positive\nCONFIDENCE: very high",
         "SENTIMENT: positive\nCONFIDENCE: -0.2",
         "Sure! Here is my answer.\nSENTIMENT: positive",  # free text before the keys
         "SENTIMENT: positive\nI think so.",  # free text not under ANALYSIS

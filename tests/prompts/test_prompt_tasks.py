@@ -53,6 +53,8 @@ def test_structured_answer_never_invents_fields():
         "sentiment": "positive",
         "confidence": 0.9,
         "analysis": "Profit doubled year on year.",
+        "confidence_level": None,
+        "expected_move": None,
     }
     assert "SENTIMENT: <answer>" in build_messages(teacher, "structured", SENTIMENT)[0]["content"]
 

@@ -26,10 +26,15 @@ def _save(fig: Any, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_equity(equity: Any, benchmarks: dict[str, Any], path: str | Path) -> Path:
-    """Strategy growth-of-1 against each benchmark's (same bars)."""
+def plot_equity(equity: Any, benchmarks: dict[str, Any], path: str | Path, band: Any = None) -> Path:
+    """Strategy growth-of-1 against each benchmark's (same bars), inside the random-signal 5-95% band (``band``:
+    DataFrame with ``p05, p50, p95`` columns) when given."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 4.5))
+    if band is not None and len(band) and band["p05"].notna().any():
+        ax.fill_between(band.index, band["p05"].to_numpy(), band["p95"].to_numpy(), color="grey", alpha=0.25,
+                        label="random signals, 5-95%")
+        ax.plot(band.index, band["p50"].to_numpy(), color="grey", lw=0.8, ls="--", label="random signals, median")
     ax.plot(equity.index, equity.to_numpy(), label="strategy", lw=1.6)
     for name, curve in benchmarks.items():
         ax.plot(curve.index, curve.to_numpy(), label=name, lw=1.0, alpha=0.8)

@@ -7,6 +7,13 @@ Score of one prediction, in [-1, 1]:
 * else from ``label``: bullish ``+c``, bearish ``-c``, other ``0`` with ``c = confidence`` (1 when unknown);
 * label ``invalid`` (an unparsable model output) is no signal and is counted, never guessed.
 
+Never guess: a label that is none of bullish, bearish or neutral (``neutral``, ``flat``, ``hold``) - e.g. ``pos``,
+``Positive.``, ``banana`` - or a probability key that is not one of those labels (``"Positive "`` with its space),
+or probabilities outside [0, 1] / not summing to 1 (within :data:`PROB_SUM_TOLERANCE`) make the prediction
+*unreadable*: it is no signal, counted (``unknown_label``, ``bad_probabilities``) and, when unreadable predictions
+exceed ``max_invalid_rate`` of all predictions (default 0: any), the backtest fails with a one-line error naming the
+first one. It is never mapped to neutral.
+
 Point in time (the look-ahead guard): an item's *signal day* is its date when that is a trading day and the item
 is not timestamped at or after the close (16:00 exchange time); otherwise the next trading day (weekends, holidays
 and after-close items roll forward). The engine trades a signal at the bar *after* its signal day. Date-only items
@@ -32,6 +39,34 @@ from fintune.records import INVALID, Prediction
 
 BULLISH = re.compile(r"^(positive|bullish|up|u\d\+?)$", re.IGNORECASE)
 BEARISH = re.compile(r"^(negative|bearish|down|d\d\+?)$", re.IGNORECASE)
+NEUTRAL = re.compile(r"^(neutral|flat|hold)$", re.IGNORECASE)
+PROB_SUM_TOLERANCE = 1e-3
+"""|sum of probabilities - 1| above this makes a prediction unreadable."""
+
+
+def _direction(label: str) -> int | None:
+    """+1 bullish, -1 bearish, 0 neutral, None for a label the backtest does not know."""
+    return 1 if BULLISH.match(label) else -1 if BEARISH.match(label) else 0 if NEUTRAL.match(label) else None
+
+
+def unreadable_reason(pred: Prediction) -> str | None:
+    """Why the backtest cannot read a (non-``invalid``) prediction, naming the field; None when it can."""
+    import math
+
+    if _direction(pred.label) is None:
+        return f"field 'label' {pred.label!r} is not a known label (bullish, bearish or neutral)"
+    if pred.probabilities:
+        for k, v in pred.probabilities.items():
+            if _direction(k) is None:
+                return f"field 'probabilities' has unknown key {k!r}"
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= 1.0):
+                return f"field 'probabilities.{k}' is {v!r}, not in [0, 1]"
+        total = sum(pred.probabilities.values())
+        if abs(total - 1.0) > PROB_SUM_TOLERANCE:
+            return f"field 'probabilities' sums to {total:.6g}, not 1"
+    if pred.confidence is not None and not 0.0 <= pred.confidence <= 1.0:
+        return f"field 'confidence' is {pred.confidence!r}, not in [0, 1]"
+    return None
 
 
 @dataclass
@@ -97,8 +132,9 @@ class StrategyConfig:
 
 
 def prediction_score(pred: Prediction) -> tuple[float | None, int]:
-    """Score in [-1, 1] and direction vote (+1/-1/0) of one prediction; ``(None, 0)`` for ``invalid``."""
-    if pred.label == INVALID:
+    """Score in [-1, 1] and direction vote (+1/-1/0) of one prediction; ``(None, 0)`` for ``invalid`` and for
+    an unreadable one (see :func:`unreadable_reason`)."""
+    if pred.label == INVALID or unreadable_reason(pred) is not None:
         return None, 0
     if pred.probabilities:
         p_pos = sum(p for k, p in pred.probabilities.items() if BULLISH.match(k))
@@ -106,8 +142,8 @@ def prediction_score(pred: Prediction) -> tuple[float | None, int]:
         score = p_pos - p_neg
     else:
         c = 1.0 if pred.confidence is None else pred.confidence
-        score = c if BULLISH.match(pred.label) else -c if BEARISH.match(pred.label) else 0.0
-    vote = 1 if BULLISH.match(pred.label) else -1 if BEARISH.match(pred.label) else 0
+        score = c * (_direction(pred.label) or 0)
+    vote = _direction(pred.label) or 0
     return max(-1.0, min(1.0, score)), vote
 
 
@@ -168,7 +204,8 @@ def _signal_days(dates: list[str], ids: list[str], tickers: list[str], calendar:
 
 
 def predictions_to_scores(predictions: list[Prediction], calendar: Any, cfg: StrategyConfig,
-                          tickers: list[str] | None = None, available: Any = None) -> tuple[Any, dict[str, Any]]:
+                          tickers: list[str] | None = None, available: Any = None,
+                          max_invalid_rate: float = 0.0, source: str = "predictions") -> tuple[Any, dict[str, Any]]:
     """Aggregate predictions into a (signal day x ticker) score frame on ``calendar``.
 
     Args:
@@ -178,6 +215,8 @@ def predictions_to_scores(predictions: list[Prediction], calendar: Any, cfg: Str
         tickers: the tickers with prices; predictions for others are an error.
         available: optional (bar x ticker) booleans of real bars (``price_panel(...)["available"]``): each ticker
             then rolls to its own next bar, and items after a ticker's last bar count as outside the range.
+        max_invalid_rate: share of unreadable predictions (unknown label or probability key, bad probabilities)
+            tolerated, counted and reported; above it a one-line error names ``source`` and the first one.
 
     Returns:
         ``(scores, counts)``: ``scores`` is a DataFrame indexed by ``calendar`` with one column per ticker, NaN
@@ -187,8 +226,11 @@ def predictions_to_scores(predictions: list[Prediction], calendar: Any, cfg: Str
     import numpy as np
     import pandas as pd
 
-    counts = {"predictions": len(predictions), "invalid": 0, "outside_price_range": 0, "used": 0,
-              "signal_cells": 0, "aggregated_items": 0, "rolled_forward": 0}
+    if not 0.0 <= max_invalid_rate <= 1.0:
+        raise FintuneError(f"max_invalid_rate {max_invalid_rate!r} is not in [0, 1]", "e.g. --max-invalid-rate 0.01")
+    counts = {"predictions": len(predictions), "invalid": 0, "unknown_label": 0, "bad_probabilities": 0,
+              "outside_price_range": 0, "used": 0, "signal_cells": 0, "aggregated_items": 0, "rolled_forward": 0}
+    first_bad: tuple[str, str] | None = None
     known = set(tickers) if tickers is not None else None
     rows_t, rows_d, rows_id, rows_s, rows_v = [], [], [], [], []
     for p in predictions:
@@ -200,6 +242,11 @@ def predictions_to_scores(predictions: list[Prediction], calendar: Any, cfg: Str
         if known is not None and t not in known:
             raise FintuneError(f"prediction '{p.id}': no prices for ticker '{t}'",
                                "add its prices or drop its predictions")
+        reason = None if p.label == INVALID else unreadable_reason(p)
+        if reason is not None:
+            counts["unknown_label" if "label" in reason or "unknown key" in reason else "bad_probabilities"] += 1
+            first_bad = first_bad or (p.id, reason)
+            continue
         score, vote = prediction_score(p)
         if score is None:
             counts["invalid"] += 1
@@ -209,6 +256,11 @@ def predictions_to_scores(predictions: list[Prediction], calendar: Any, cfg: Str
         rows_id.append(p.id)
         rows_s.append(score)
         rows_v.append(vote)
+    unreadable = counts["unknown_label"] + counts["bad_probabilities"]
+    if first_bad and unreadable > max_invalid_rate * len(predictions):
+        raise FintuneError(f"{source}: prediction '{first_bad[0]}': {first_bad[1]} ({unreadable} of "
+                           f"{len(predictions)} predictions unreadable, max_invalid_rate {max_invalid_rate})",
+                           "fix the labels (never mapped to neutral) or tolerate a share with --max-invalid-rate")
     empty = pd.DataFrame(np.nan, index=calendar, columns=sorted(known) if known else [])
     if not rows_t:
         return empty, counts

@@ -9,20 +9,25 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``compare`` verb."""
     p = sub.add_parser("compare", help="compare evaluated runs side by side (markdown + HTML + plots)",
                        description="Side-by-side table of evaluated runs with paired-bootstrap intervals of the "
-                                   "differences against the first run.")
+                                   "differences against the first run. Forecaster runs get the six-metric table: "
+                                   "training loss, eval loss, eval speed, direction accuracy, MSE of the % move, "
+                                   "ROUGE-1/2/L of the written analysis.")
     p.add_argument("runs", nargs="+", help="eval output directories (or run directories with an eval/ subdir)")
-    p.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    p.add_argument("--out", default=None, help="output directory for comparison.md/.html/.json and plots "
+                                               "(replaced atomically); without it the table is only printed")
     p.add_argument("--bootstrap-samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fintune compare`` and print the markdown table."""
+    """Run ``fintune compare`` and print the markdown table (for forecasters: the six-metric table)."""
     from pathlib import Path
 
     from fintune.evaluate.compare import run_compare
 
-    run_compare(args.runs, args.out, bootstrap_samples=args.bootstrap_samples, seed=args.seed)
-    print((Path(args.out) / "comparison.md").read_text(encoding="utf-8"))
+    result = run_compare(args.runs, args.out, bootstrap_samples=args.bootstrap_samples, seed=args.seed)
+    print(result["markdown"], end="")
+    if args.out:
+        print(f"wrote {Path(args.out) / 'comparison.md'}")
     return 0

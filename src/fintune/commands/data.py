@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     for name, n in manifest["counts"].items():
         labels = ", ".join(f"{k} {v}" for k, v in manifest["label_counts"][name].items())
         print(f"{name:<10} {n:>7}  {labels}")
+    mix = (manifest.get("mix") or {}).get("train") or {}
+    if len(mix) > 1:  # a multi-source recipe: the realised mix of the training split
+        print("mix train  " + ", ".join(f"{k} {v['share']:.1%}" for k, v in mix.items()))
     for pair, counts in leak.items():
         print(f"leakage {pair}: exact {counts['exact']}, normalized {counts['normalized']}, "
               f"near {counts['near']}")

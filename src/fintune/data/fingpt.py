@@ -27,14 +27,22 @@ COLUMNS = ("prompt", "answer", "period", "label", "symbol")
 
 
 def split_llama2_prompt(prompt: str, where: str) -> tuple[str | None, str]:
-    """``(system, user)`` from a Llama-2 ``[INST]<<SYS>>...<</SYS>>...[/INST]`` prompt (system may be absent)."""
+    """``(system, user)`` from a Llama-2 ``[INST]<<SYS>>...<</SYS>>...[/INST]`` prompt (system may be absent).
+
+    FinGPT's own wrapping (``B_SYS = "<<SYS>>\\n"``, ``E_SYS = "\\n<</SYS>>\\n\\n"``) is undone exactly, so the system
+    prompt and the user text come back byte for byte; other spacing is accepted and trimmed.
+    """
     text = prompt.strip()
     if text.startswith("<s>"):
         text = text[3:].lstrip()
     if not text.startswith(B_INST) or not text.endswith(E_INST):
         raise FintuneError(f"{where}: field 'prompt' is not a Llama-2 [INST] ... [/INST] prompt",
                            "published FinGPT-Forecaster rows start with '[INST]<<SYS>>' and end with '[/INST]'")
-    body = text[len(B_INST): -len(E_INST)].lstrip(" ")
+    body = text[len(B_INST): -len(E_INST)]
+    if body.startswith(B_SYS) and E_SYS in body:  # FinGPT's exact wrapping
+        end = body.index(E_SYS)
+        return body[len(B_SYS): end], body[end + len(E_SYS):]
+    body = body.lstrip(" ")
     if body.startswith(B_SYS.strip()):
         end = body.find(E_SYS.strip())
         if end < 0:
@@ -102,37 +110,36 @@ def _dataset_rows(ds: Any, where: str, split: str | None) -> list[dict[str, Any]
             if split not in ds:
                 raise FintuneError(f"{where}: no split '{split}'", f"available: {sorted(ds)}")
             return [dict(r) for r in ds[split]]
-        return [{**dict(r), "_split": name} for name in ds for r in ds[name]]
-    return [dict(r) for r in ds]
+        names = {"valid": "validation", "val": "validation", "dev": "validation"}
+        return [{**dict(r), "_split": names.get(name, name)} for name in ds for r in ds[name]]
+    return _tag_split_column([dict(r) for r in ds], where)
 
 
-def read_fingpt_rows(path: str | Path, split: str | None = None) -> list[dict[str, Any]]:
-    """Rows from a ``.jsonl``/``.json``/``.csv``/``.parquet`` file, a ``datasets.save_to_disk`` directory or a Hub
-    dataset id (``FinGPT/fingpt-forecaster-dow30-202305-202405``; all its splits, each row tagged with its split)."""
-    import re
+SPLIT_COLUMN = "split"
+"""A column of an exported file that names each row's split (``train`` / ``validation`` / ``test``)."""
 
-    raw = str(path)
-    path = Path(path).expanduser()
-    if not path.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", raw):
-        import datasets
 
-        try:
-            ds = datasets.load_dataset(raw)
-        except Exception as exc:  # offline, unknown id, gated: all one line for the user
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise FintuneError(f"{raw}: cannot load the Hub dataset ({first})",
-                               "download it where the Hub is reachable and point 'path' to the exported file") from None
-        return _dataset_rows(ds, raw, split)
-    if not path.exists():
-        raise FintuneError(f"{path}: file not found", "export the FinGPT dataset to parquet/jsonl/csv first")
-    if path.is_dir():
-        import datasets
+def _load_dataset_error(what: str, exc: Exception, hint: str, noun: str = "dataset") -> FintuneError:
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return FintuneError(f"{what}: cannot load the {noun} ({type(exc).__name__}: {first})", hint)
 
-        try:
-            ds = datasets.load_from_disk(str(path))
-        except (FileNotFoundError, ValueError) as exc:
-            raise FintuneError(f"{path}: not a datasets.save_to_disk directory ({exc})") from None
-        return _dataset_rows(ds, str(path), split)
+
+def _tag_split_column(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """Rows of an export with a ``split`` column: each row tagged ``_split`` (``valid``/``val`` = validation)."""
+    if not rows or SPLIT_COLUMN not in rows[0]:
+        return rows
+    aliases = {"train": "train", "test": "test", "validation": "validation", "valid": "validation",
+               "val": "validation", "dev": "validation"}
+    for i, row in enumerate(rows, start=1):
+        value = row.pop(SPLIT_COLUMN, None)
+        split = aliases.get(str(value).strip().lower()) if value is not None else None
+        if split is None:
+            raise FintuneError(f"{where} row {i}: field '{SPLIT_COLUMN}' {value!r} is not train/validation/test")
+        row["_split"] = split
+    return rows
+
+
+def _read_file(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         from fintune.records import iter_jsonl
@@ -153,6 +160,57 @@ def read_fingpt_rows(path: str | Path, split: str | None = None) -> list[dict[st
     if suffix == ".parquet":
         return pd.read_parquet(path).to_dict("records")
     raise FintuneError(f"{path}: unsupported file type '{suffix}'", "use .jsonl, .json, .csv or .parquet")
+
+
+def read_fingpt_rows(path: str | Path, split: str | None = None) -> list[dict[str, Any]]:
+    """Rows of the FinGPT-Forecaster dataset as users have it, each tagged ``_split`` when its split is known.
+
+    ``path`` may be:
+
+    * the Hub id (``FinGPT/fingpt-forecaster-dow30-202305-202405``): ``datasets.load_dataset`` (all its splits);
+    * a local snapshot of that Hub repo (``hf download ID --repo-type dataset --local-dir DIR``:
+      ``DIR/data/train-*.parquet``, ``DIR/data/test-*.parquet``) or any folder with one file per split
+      (``train.jsonl``, ``test.jsonl``, ...): ``datasets.load_dataset(DIR)`` infers the splits from the names;
+    * a ``datasets.save_to_disk`` folder (``dataset_dict.json`` / ``state.json``): ``datasets.load_from_disk``;
+    * one exported ``.jsonl``/``.json``/``.csv``/``.parquet`` file, with an optional ``split`` column.
+
+    ``split`` keeps only that split.
+    """
+    import re
+
+    import datasets
+
+    raw = str(path)
+    path = Path(path).expanduser()
+    if not path.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", raw):
+        try:
+            ds = datasets.load_dataset(raw)
+        except Exception as exc:  # offline, unknown id, gated: all one line for the user
+            raise _load_dataset_error(raw, exc, f"download it where the Hub is reachable (hf download {raw} "
+                                      "--repo-type dataset --local-dir DIR) and point 'path' to DIR",
+                                      "Hub dataset") from None
+        return _dataset_rows(ds, raw, split)
+    if not path.exists():
+        raise FintuneError(f"{path}: file not found", "give the Hub id, a snapshot/save_to_disk folder or an export")
+    if path.is_dir():
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            try:
+                ds = datasets.load_from_disk(str(path))
+            except (FileNotFoundError, ValueError) as exc:
+                raise _load_dataset_error(str(path), exc, "is it a complete datasets.save_to_disk folder?") from None
+        else:
+            try:
+                ds = datasets.load_dataset(str(path))
+            except Exception as exc:  # no data files, mixed formats, unreadable parquet ...
+                raise _load_dataset_error(str(path), exc, "a snapshot has data/train-*.parquet and "
+                                          "data/test-*.parquet; or give one file per split (train.jsonl, ...)") from None
+        return _dataset_rows(ds, str(path), split)
+    rows = _tag_split_column(_read_file(path), str(path))
+    if split is not None:
+        rows = [r for r in rows if r.get("_split") == split]
+        if not rows:
+            raise FintuneError(f"{path}: no rows of split '{split}'", f"the file needs a '{SPLIT_COLUMN}' column")
+    return rows
 
 
 def import_fingpt_rows(rows: Iterable[Mapping[str, Any]], where: str = "<rows>") -> list[Example]:

@@ -5,9 +5,11 @@ Output directory (written atomically; nothing half-written ever appears at ``out
     train.parquet, validation.parquet, test.parquet   columns: id, text, label, date, ticker, source,
                                                       extra (JSON), messages (JSON list of {role, content}),
                                                       prompt, completion
+                                                      (a dated chat template renders data.template_date)
     leakage.json                                      the full leakage report, with every leaked id
     manifest.json                                     counts per split and label, leakage summary, source
-                                                      files + sha256, format, template, resolved recipe
+                                                      files + sha256, format, template, template_date,
+                                                      canonical_labels, resolved recipe
 
 ``read_prepared`` / ``prepared_examples`` read it back; ``name: prepared`` sources and ``data.prepared`` reuse it.
 """
@@ -24,10 +26,11 @@ from typing import Any
 
 from fintune.artifacts import MANIFEST, atomic_output_dir, atomic_write_json, hash_paths, write_manifest
 from fintune.data.leakage import drop_leaked, leakage_report
+from fintune.data.mix import apply_mix, realised_mix, source_labels
 from fintune.data.registry import load_source
 from fintune.data.splits import SPLITS, date_bounds, split_examples
 from fintune.errors import FintuneError
-from fintune.labels import labels_for_task
+from fintune.labels import canonical_map, labels_for_task
 from fintune.recipe import DataConfig, Recipe, SourceConfig, recipe_to_dict
 from fintune.records import Example
 from fintune.run import TaskSpec
@@ -61,7 +64,7 @@ def source_task(data: DataConfig, cfg: SourceConfig, where: str) -> tuple[str, s
     same = task == data.task
     fmt = cfg.format or (data.format if same else TASK_FORMATS[task][0])
     check_task_format(task, fmt, where if (cfg.task or cfg.format) else "data")
-    return task, fmt, labels_for_task(task, data.labels if same else None)
+    return task, fmt, labels_for_task(task, data.labels if same else None, data.canonical_labels if same else None)
 
 
 def _has_tokenizer(path: Path) -> bool:
@@ -86,12 +89,13 @@ def resolve_tokenizer(recipe: Recipe, tokenizer: Any = None) -> Any:
         try:
             path = Path(resolve_model(name)) if not path.exists() else path
         except FintuneError as exc:
-            raise FintuneError(f"data.template 'auto' needs the tokenizer of '{name}': {exc.message}",
-                               "set data.template to llama2, llama3, deepseek-r1-distill, chatml or none, or "
-                               "point model_name_or_path to a local model folder") from None
+            raise FintuneError(f"data.template '{recipe.data.template}' needs the tokenizer of '{name}' "
+                               f"(chat template / EOS token): {exc.message}",
+                               "set data.template to llama2, llama3, deepseek-r1-distill or chatml, or point "
+                               "model_name_or_path (or tokenizer_name_or_path) to a local model folder") from None
     if path.exists() and not _has_tokenizer(path):
-        raise FintuneError(f"data.template 'auto' needs the tokenizer of '{name}', but {path} has no tokenizer "
-                           "files", "set data.template to a built-in template or add the tokenizer files")
+        raise FintuneError(f"data.template '{recipe.data.template}' needs the tokenizer of '{name}', but {path} has "
+                           "no tokenizer files", "set data.template to a built-in template or add the tokenizer files")
     from transformers import AutoTokenizer
 
     try:
@@ -114,6 +118,7 @@ def load_recipe_examples(recipe: Recipe) -> tuple[list[Example], dict[str, str |
     split_of: dict[str, str | None] = {}
     origin: dict[str, int] = {}
     summary = []
+    per_source: list[tuple[list[Example], str, str, dict[str, Any]]] = []
     for k, cfg in enumerate(sources):
         built: dict[str, Any] = {}
         task, fmt, labels = source_task(data, cfg, f"data.sources[{k}]")
@@ -127,13 +132,21 @@ def load_recipe_examples(recipe: Recipe) -> tuple[list[Example], dict[str, str |
         else:
             loaded = load_source(cfg, task, labels)
         for ex in loaded:
-            if (task, fmt) != (data.task, data.format):
-                # multi-task mix: the row remembers how it is rendered (and re-rendered from a prepared dir)
-                ex.extra[MIX_TASK], ex.extra[MIX_FORMAT] = task, fmt
             if ex.id in origin:
                 raise FintuneError(f"data.sources[{k}] ({cfg.name}): id '{ex.id}' also comes from "
                                    f"data.sources[{origin[ex.id]}]", "do not load the same data twice")
             origin[ex.id] = k
+        per_source.append((loaded, task, fmt, built))
+    # per-source caps and mix weights (before the split: every split has the same mix)
+    kept, mix = apply_mix([p[0] for p in per_source], [c.max_examples for c in sources],
+                          [c.weight for c in sources], data.split.seed)
+    for cfg, loaded, (_, task, fmt, built), how in zip(sources, kept, per_source, mix, strict=True):
+        if how["max_examples"] is not None or how["weight"] is not None:
+            built = {**built, "mix": how}
+        for ex in loaded:
+            if (task, fmt) != (data.task, data.format):
+                # multi-task mix: the row remembers how it is rendered (and re-rendered from a prepared dir)
+                ex.extra[MIX_TASK], ex.extra[MIX_FORMAT] = task, fmt
             split_of[ex.id] = cfg.split
         examples += loaded
         summary.append({"name": cfg.name, "path": cfg.path, "task": task, "format": fmt, "examples": len(loaded),
@@ -150,13 +163,13 @@ def render_rows(examples: list[Example], recipe: Recipe, tokenizer: Any = None,
     from fintune.prompts.templates import render_messages
 
     data = recipe.data
-    default_labels = labels_for_task(data.task, data.labels)
+    default_labels = labels_for_task(data.task, data.labels, data.canonical_labels)
     rows = []
     for ex in tqdm(examples, desc=desc, unit="ex", disable=None, leave=False):
         task, fmt = ex.extra.get(MIX_TASK, data.task), ex.extra.get(MIX_FORMAT, data.format)
         labels = default_labels if task == data.task else labels_for_task(task, None)
         messages = build_messages(ex, fmt, labels, data.system_prompt, with_answer=True)
-        prompt, completion = render_messages(messages, data.template, tokenizer)
+        prompt, completion = render_messages(messages, data.template, tokenizer, data.template_date)
         rows.append({"id": ex.id, "text": ex.text, "label": ex.label, "date": ex.date, "ticker": ex.ticker,
                      "source": ex.source, "extra": json.dumps(ex.extra, ensure_ascii=False, default=str),
                      "messages": json.dumps(messages, ensure_ascii=False), "prompt": prompt,
@@ -220,6 +233,11 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
         tokenizer = resolve_tokenizer(recipe, tokenizer)
     with _captured_warnings() as warnings:
         examples, split_of, sources = load_recipe_examples(recipe)
+    if data.template == "none" and tokenizer is None:
+        # no template ends each answer with the tokenizer's EOS: without it the model never learns to stop (and
+        # `fintune train` re-preparing with the tokenizer would train on other bytes than `fintune data` wrote)
+        tokenizer = resolve_tokenizer(recipe, None)
+    origin = source_labels(examples, sources)
     splits = split_examples(examples, data.split, split_of)
     # truncate first, so the leakage report describes the rows that are really written
     truncated = {name: 0 for name in SPLITS}
@@ -246,7 +264,9 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
         atomic_write_json(staging / "leakage.json", report)
         write_manifest(
             staging, "data", recipe=recipe_to_dict(recipe), seed=data.split.seed, data_hashes=hashes,
-            task=data.task, format=data.format, template=data.template,
+            task=data.task, format=data.format, template=data.template, template_date=data.template_date,
+            canonical_labels=canonical_map(data.task, labels_for_task(data.task, data.labels) or (),
+                                           data.canonical_labels),
             tokenizer=getattr(tokenizer, "name_or_path", None) if tokenizer is not None else None,
             labels=list(labels_for_task(data.task, data.labels) or []), split_method=data.split.method,
             task_spec=TaskSpec.from_recipe(recipe).model_dump(mode="json"),
@@ -254,7 +274,7 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
             counts={name: len(splits[name]) for name in SPLITS},
             label_counts={name: _label_counts(splits[name]) for name in SPLITS},
             date_range={name: list(date_bounds(splits[name])) for name in SPLITS},
-            truncated=truncated, leakage=leakage_summary, warnings=warnings,
+            truncated=truncated, leakage=leakage_summary, warnings=warnings, mix=realised_mix(splits, origin),
             files=[f"{name}.parquet" for name in SPLITS] + ["leakage.json"],
         )
     return out

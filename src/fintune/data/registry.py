@@ -32,6 +32,7 @@ LOADERS: dict[str, str] = {
     "jsonl": "fintune.data.tabular:load_tabular_source",
     "parquet": "fintune.data.tabular:load_tabular_source",
     "hf": "fintune.data.tabular:load_tabular_source",
+    "alpaca": "fintune.data.tabular:load_tabular_source",
     "text": "fintune.data.text:load_text_source",
     "financebench": "fintune.data.text:load_financebench_source",
     "prepared": "fintune.data.prepare:load_prepared_source",

@@ -377,10 +377,13 @@ def load_synth_source(cfg: SourceConfig, task: str, labels: Sequence[str] | None
     where = f"sources[{cfg.name}]"
     if task != "sentiment":
         raise FintuneError(f"{where}: synth produces sentiment examples, not task '{task}'", "set data.task: sentiment")
-    declared = tuple(labels) if labels else SENTIMENT
-    if set(declared) != set(SENTIMENT):
+    from fintune.labels import canonical_map
+
+    declared = labels if labels else SENTIMENT
+    meaning = {v: k for k, v in canonical_map("sentiment", declared).items()}  # positive -> bullish, ...
+    if len(declared) != len(SENTIMENT) or set(meaning) != set(SENTIMENT):
         raise FintuneError(f"{where}: synth labels are {list(SENTIMENT)}, the recipe declares {list(declared)}",
-                           "remove data.labels or declare exactly these three")
+                           "remove data.labels, or declare three labels that mean these (data.canonical_labels)")
     if cfg.path:
         path = Path(cfg.path)
         path = path / "examples.jsonl" if path.is_dir() else path
@@ -392,4 +395,6 @@ def load_synth_source(cfg: SourceConfig, task: str, labels: Sequence[str] | None
             ex.label = normalize_label(ex.label, declared, f"{path}: record {k} (id {ex.id}) field 'label'")
     else:
         examples, _ = generate_synth(params_from_options(cfg.options, f"{where}.options"))
+    for ex in examples:  # into the declared vocabulary (identity for negative/neutral/positive)
+        ex.label = meaning.get(ex.label, ex.label) if ex.label is not None else None
     return examples  # registry.load_source applies cfg.limit

@@ -5,6 +5,13 @@ Recipe keys: ``text_column`` (default ``text``), ``label_column`` (default ``lab
 ``name: hf``; ``options``: ``sep``, ``encoding``, ``unlabelled`` (true: no label column expected).
 Every other column is kept in ``extra``. Missing columns, empty text, NaN, unknown labels, bad dates and duplicate
 ids are one-line errors naming the file and line/row and column.
+
+Instruction rows (``instruction, input, output``, the Alpaca / FinGPT shape) load through ``name: alpaca``, or
+through ``csv``/``jsonl``/``parquet`` when the rows have that shape and no ``text`` column is configured: the text is
+``input`` (``instruction`` when ``input`` is empty), the label is the answer's ``SENTIMENT:`` line (or the whole
+answer when it is a single label word), and a structured answer's ``CONFIDENCE`` (level or number, as written) and
+``ANALYSIS`` go to ``extra`` so the structured format trains the same answer back. ``instruction`` and ``output``
+stay in ``extra``. An answer without a label of the declared set is an error naming the row and field ``output``.
 """
 
 from __future__ import annotations
@@ -221,13 +228,79 @@ def hf_rows(dataset_id: str, config: str | None, split: str | None) -> Iterator[
         yield f"hf:{dataset_id}[{split}] row {i}", row
 
 
+INSTRUCTION_COLUMNS = ("instruction", "input", "output")
+
+
+def _alpaca_label(output: Any, labels: Sequence[str], where: str) -> tuple[str, dict[str, Any]]:
+    """``(raw label, extra)`` from an instruction row's answer: its SENTIMENT line, or a single label word."""
+    from fintune.labels import SENTIMENT
+    from fintune.prompts.parse import parse_label, parse_structured
+
+    text = "" if _is_missing(output) else str(output)
+    accepted = tuple(dict.fromkeys([*labels, *SENTIMENT]))  # canonical names load into a declared vocabulary
+    parsed = parse_structured(text, accepted)
+    if parsed is not None:
+        extra: dict[str, Any] = {}
+        if parsed["confidence_level"] is not None:
+            extra["confidence"] = parsed["confidence_level"]
+        elif parsed["confidence"] is not None:
+            extra["confidence"] = parsed["confidence"]
+        if parsed["analysis"] is not None:
+            extra["analysis"] = parsed["analysis"]
+        return parsed["sentiment"], extra
+    word = parse_label(text, accepted)
+    if word is not None and len([ln for ln in text.splitlines() if ln.strip()]) == 1:
+        return word, {}
+    raise FintuneError(f"{where} field 'output': no 'SENTIMENT: <label>' line with a label of {list(labels)}",
+                       "declare the answers' labels in data.labels (e.g. [bearish, neutral, bullish]); answers look "
+                       "like 'SENTIMENT: BULLISH' + optional CONFIDENCE/ANALYSIS lines, or a single label word")
+
+
+def instruction_rows(rows: Rows, labels: Sequence[str] | None, labelled: bool) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Instruction rows (``instruction, input, output``) as ``text`` / ``label`` rows (see the module doc)."""
+    for where, row in rows:
+        missing = [c for c in ("instruction", "output") if c not in row]
+        if missing:
+            raise FintuneError(f"{where}: missing field(s) {missing}",
+                               f"instruction rows need {list(INSTRUCTION_COLUMNS)} (input may be empty)")
+        text = row.get("input")
+        if _is_missing(text) or not str(text).strip():
+            text = row["instruction"]
+        out = {k: v for k, v in row.items() if k not in ("input", "text", "label")}
+        out["text"] = text
+        if labelled:
+            if labels is None:
+                raise FintuneError(f"{where}: instruction rows carry labels but the task declares none",
+                                   "use data.task: sentiment (or declare data.labels)")
+            out["label"], extra = _alpaca_label(row["output"], labels, where)
+            out.update(extra)
+        yield where, out
+
+
+def _peek(rows: Rows) -> tuple[dict[str, Any] | None, Rows]:
+    import itertools
+
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
+        return None, iter(())
+    return first[1], itertools.chain([first], it)
+
+
 def load_tabular_source(cfg: SourceConfig, task: str, labels: tuple[str, ...] | None) -> list[Example]:
-    """Registry entry for ``name: csv | jsonl | parquet | hf``."""
+    """Registry entry for ``name: csv | jsonl | parquet | hf | alpaca``."""
     check_options(cfg, ["sep", "encoding", "unlabelled"])
     unlabelled = bool(option(cfg, "unlabelled", False)) or task in ("ner", "pretrain")
     columns = ColumnMap(text=cfg.text_column or "text",
                         label=None if unlabelled else (cfg.label_column or "label"),
                         id=cfg.id_column, date=cfg.date_column, ticker=cfg.ticker_column, label_map=cfg.label_map)
+    if cfg.name == "alpaca":
+        file = require_path(cfg, "instruction file (.jsonl/.json/.csv/.parquet)")
+        suffix = file.suffix.lower()
+        rows = (csv_rows(file, option(cfg, "sep"), option(cfg, "encoding", "utf-8")) if suffix in (".csv", ".tsv")
+                else parquet_rows(file) if suffix == ".parquet" else jsonl_rows(file))
+        return rows_to_examples(instruction_rows(rows, labels, columns.label is not None), columns, labels,
+                                cfg.name, file.stem, str(file))
     if cfg.name == "hf":
         if not cfg.path:
             raise FintuneError("source 'hf': 'path' is required", "set it to a Hugging Face dataset id or folder")
@@ -244,4 +317,9 @@ def load_tabular_source(cfg: SourceConfig, task: str, labels: tuple[str, ...] | 
         else:
             rows = parquet_rows(file)
         label, prefix = str(file), file.stem
+    first, rows = _peek(rows)
+    if (first is not None and cfg.text_column is None and "text" not in first
+            and all(c in first for c in ("instruction", "output"))):
+        # the instruction/input/output shape, recognised: the answer's SENTIMENT line is the label
+        rows = instruction_rows(rows, labels, columns.label is not None)
     return rows_to_examples(rows, columns, labels, cfg.name, prefix, label)

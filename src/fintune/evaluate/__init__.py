@@ -40,12 +40,13 @@ class EvalData:
     labels: tuple[str, ...] | None
     source: str
     data_hashes: dict[str, str] = field(default_factory=dict)
+    template_date: str | None = None  # the pinned date a dated chat template rendered at `fintune data`
 
     @property
     def spec(self) -> TaskSpec:
         """The task spec these rows were prepared with (template as overridden by the run, if any)."""
         return TaskSpec(task=self.task, format=self.fmt, labels=list(self.labels) if self.labels else None,
-                        template=self.template)
+                        template=self.template, template_date=self.template_date)
 
 
 def load_eval_data(data: str | Path, workdir: str | Path | None = None, tokenizer: Any = None) -> EvalData:
@@ -67,7 +68,7 @@ def load_eval_data(data: str | Path, workdir: str | Path | None = None, tokenize
     files = sorted(p for p in path.glob("*.parquet"))
     return EvalData(splits=splits, task=spec.task, fmt=spec.format, template=spec.template,
                     labels=tuple(spec.labels) if spec.labels else None, source=str(path),
-                    data_hashes=hash_paths(files))
+                    data_hashes=hash_paths(files), template_date=spec.template_date)
 
 
 def check_label_sets(model_labels: Sequence[str] | None, data_labels: Sequence[str] | None, model: str,
@@ -104,7 +105,8 @@ def base_model_of(run_or_model: str) -> str:
 
 
 def score_rows(model: Any, tokenizer: Any, rows: list[dict[str, Any]], labels: Sequence[str], fmt: str,
-               template: str, batch_size: int, stats: Any, progress: bool, desc: str) -> Any:
+               template: str, batch_size: int, stats: Any, progress: bool, desc: str,
+               date_string: str | None = None) -> Any:
     """``[n_rows, n_labels]`` sequence log-probabilities of each label's answer for prepared rows."""
     spec = TaskSpec(format=fmt, labels=list(labels), template=template)
     return Predictor(spec, model, tokenizer, batch_size=batch_size).score_rows(rows, stats, progress, desc)
@@ -163,6 +165,12 @@ def evaluate_predictor(predictor: Predictor, data: EvalData, split: str = "test"
         raise FintuneError(f"--mode {mode!r}: unknown mode", "use score or generate")
     metrics = compute_metrics(preds, data, split, mode, bootstrap_samples, seed, calibration)
     metrics["speed"] = stats.summary()
+    if mode == "generate":
+        from fintune.evaluate.forecast import thinking_summary
+
+        metrics["thinking"] = thinking_summary(preds)
+        # generated_tokens / tokens_per_s count every generated token, reasoning included
+        metrics["speed"]["includes_thinking_tokens"] = True
     return preds, metrics
 
 
@@ -211,7 +219,12 @@ def _calibration(preds: Sequence[Any], labels: list[str], calibration: dict[str,
 
 
 def _forecast(preds: Sequence[Any], data: EvalData, bootstrap_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    from fintune.evaluate.forecast import direction_intervals, forecast_baselines, forecast_metrics
+    from fintune.evaluate.forecast import (
+        direction_intervals,
+        example_rouge,
+        forecast_baselines,
+        forecast_metrics,
+    )
     from fintune.prompts.parse import parse_forecast
 
     by_id = {str(r["id"]): r for rows in data.splits.values() for r in rows or []}
@@ -221,11 +234,17 @@ def _forecast(preds: Sequence[Any], data: EvalData, bootstrap_samples: int = 100
     gold_rows = [by_id[p.id] for p in preds]
     extras = [r.get("extra") or {} for r in gold_rows]
     refs = [parse_forecast(e["answer"]) if isinstance(e.get("answer"), str) else None for e in extras]
+    pred_sections = [p.sections if p.label != INVALID else None for p in preds]
+    actual = [e.get("next_week_return") for e in extras]
     metrics = forecast_metrics(
         [p.gold for p in preds], [p.label for p in preds], [p.expected_move for p in preds],
-        actual_moves=[e.get("next_week_return") for e in extras],
-        pred_sections=[p.sections if p.label != INVALID else None for p in preds],
-        ref_sections=refs)
+        actual_moves=actual, pred_sections=pred_sections, ref_sections=refs)
+    # per-example values, so `fintune compare` can pair two runs example by example
+    for p, move, scores in zip(preds, actual, example_rouge(pred_sections, refs), strict=True):
+        if move is not None:
+            p.extra["actual_move"] = move
+        if scores is not None:
+            p.extra["rouge"] = scores
     train_bins = [r["label"] for r in data.splits.get("train") or [] if r.get("label")]
     prev = [week_move.get((r.get("ticker"), e.get("prev_close_date"))) for r, e in zip(gold_rows, extras,
                                                                                       strict=True)]

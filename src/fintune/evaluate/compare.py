@@ -254,10 +254,16 @@ def _plots(runs: list[RunResult], rows: list[dict[str, Any]], out: Path) -> list
     return written
 
 
-def run_compare(runs: Sequence[str | Path], out: str | Path, bootstrap_samples: int = 1000,
+def run_compare(runs: Sequence[str | Path], out: str | Path | None, bootstrap_samples: int = 1000,
                 seed: int = 0) -> dict[str, Any]:
-    """``fintune compare``: write comparison.md / .html / .json, plots and manifest.json to ``out``."""
+    """``fintune compare``: write comparison.md / .html / .json, plots and manifest.json to ``out`` (nothing is
+    written when ``out`` is None); the result has the markdown under ``markdown``.
+
+    When every run was evaluated on forecaster data, comparison.md is the six-metric forecaster table
+    (:mod:`fintune.evaluate.compare_forecast`) and comparison.json holds it under ``forecast``.
+    """
     from fintune.artifacts import atomic_output_dir, atomic_write_json, atomic_write_text, write_manifest
+    from fintune.evaluate.compare_forecast import forecast_comparison, is_forecaster, render_forecast_markdown
 
     if not runs:
         raise FintuneError("compare: give at least one run directory")
@@ -268,13 +274,25 @@ def run_compare(runs: Sequence[str | Path], out: str | Path, bootstrap_samples: 
             r.name = str(given)
     rows = [summary_row(r) for r in loaded]
     deltas = {r.name: paired_bootstrap(loaded[0], r, bootstrap_samples, seed) for r in loaded[1:]}
-    result = {"runs": rows, "deltas": deltas}
+    result: dict[str, Any] = {"runs": rows, "deltas": deltas}
+    forecast = forecast_comparison(loaded, bootstrap_samples, seed) if all(map(is_forecaster, loaded)) else None
+    if forecast is not None:
+        result["forecast"] = forecast
+
+    def markdown(plots: list[str]) -> str:
+        if forecast is None:
+            return render_markdown(rows, deltas, plots)
+        return ("# Run comparison: forecasters, six metrics\n\n" + render_forecast_markdown(forecast)
+                + ("\n## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in plots) + "\n" if plots else ""))
+
+    if out is None:
+        return {**result, "plots": [], "markdown": markdown([])}
     with atomic_output_dir(out) as staging:
         written = _plots(loaded, rows, staging)
-        atomic_write_text(staging / "comparison.md", render_markdown(rows, deltas, written))
+        atomic_write_text(staging / "comparison.md", markdown(written))
         atomic_write_text(staging / "comparison.html", render_html(rows, deltas, written))
         atomic_write_json(staging / "comparison.json", {**result, "plots": written})
         write_manifest(staging, "compare", recipe={"runs": [str(r) for r in runs],
                                                    "bootstrap_samples": bootstrap_samples},
                        seed=seed, data_hashes={})
-    return {**result, "plots": written}
+    return {**result, "plots": written, "markdown": markdown(written)}

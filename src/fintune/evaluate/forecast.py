@@ -59,6 +59,42 @@ def rouge_by_section(pred_sections: Sequence[dict[str, str | None] | None],
     return out
 
 
+def example_rouge(pred_sections: Sequence[dict[str, str | None] | None],
+                  ref_sections: Sequence[dict[str, str | None] | None]) -> list[dict[str, float] | None]:
+    """Per example: ROUGE-1/2/L F1 averaged over the written sections its reference has (``None`` when the
+    reference has none). Scored like :func:`rouge_by_section`: a missing or unparsed section scores 0."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    out: list[dict[str, float] | None] = []
+    for pred, ref in zip(pred_sections, ref_sections, strict=True):
+        secs = [s for s in SECTIONS if (ref or {}).get(s)]
+        if not secs:
+            out.append(None)
+            continue
+        sums = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+        for sec in secs:
+            pred_text = (pred or {}).get(sec)
+            if pred_text:
+                scores = scorer.score(str((ref or {})[sec]), pred_text)
+                for k in sums:
+                    sums[k] += scores[k].fmeasure
+        out.append({k: v / len(secs) for k, v in sums.items()})
+    return out
+
+
+def thinking_summary(preds: Sequence[Any], unit: str = "tokens") -> dict[str, Any]:
+    """How much the model reasoned before answering (``<think>`` blocks, see ``prompts.parse.split_thinking``):
+    outputs with a block, and the mean length per output over ALL outputs, in ``unit`` (``tokens`` of the model's
+    tokenizer or ``chars``; the blocks' own unit wins when they have one)."""
+    blocks = [p.extra["thinking"] for p in preds if isinstance(p.extra.get("thinking"), dict)]
+    if blocks:
+        unit = "tokens" if any("tokens" in b for b in blocks) else "chars"
+    total = sum(int(b.get(unit, 0)) for b in blocks)
+    return {"outputs": len(preds), "with_thinking": len(blocks), "unit": unit, "total": total,
+            "mean_per_output": total / len(preds) if preds else None}
+
+
 def forecast_metrics(gold_bins: Sequence[str], pred_bins: Sequence[str],
                      pred_moves: Sequence[float | None], actual_moves: Sequence[float | None] | None = None,
                      pred_sections: Sequence[dict[str, str | None] | None] | None = None,

@@ -23,6 +23,7 @@ from fintune.predict.rows import (
     predictions_from_scores,
 )
 from fintune.predict.stats import InferenceStats
+from fintune.prompts.tokenize import encode_text
 from fintune.records import Prediction
 from fintune.run import SCORABLE_FORMATS, TaskSpec
 
@@ -180,7 +181,8 @@ class Predictor:
                                "use --mode generate")
         prompts, conts = [], []
         for row in rows:
-            p, c = label_prompts(row, self.labels, self.spec.format, self.spec.template, self.tokenizer)
+            p, c = label_prompts(row, self.labels, self.spec.format, self.spec.template, self.tokenizer,
+                                 self.spec.template_date)
             prompts.append(p)
             conts.append(c)
         return self.score(prompts, conts, stats, progress, desc)
@@ -198,10 +200,12 @@ class Predictor:
             temp = temperature if temperature is not None else (self.temperature or 1.0)
             return predictions_from_scores(rows, self.labels, logprobs, temp, self.model_name)
         if mode == "generate":
-            prompts = [generation_prompt(r, self.spec.template, self.tokenizer) for r in rows]
+            prompts = [generation_prompt(r, self.spec.template, self.tokenizer, self.spec.template_date)
+                       for r in rows]
             texts = self.generate(prompts, stats=stats, progress=progress, desc=desc or "generate")
             return predictions_from_generations(rows, texts, self.spec.format, self.labels or None,
-                                                self.model_name)
+                                                self.model_name, count_tokens=lambda t: len(
+                                                    encode_text(self.tokenizer, t)))
         raise FintuneError(f"--mode {mode!r}: unknown mode", "use score or generate")
 
     def describe(self) -> dict[str, Any]:

@@ -16,9 +16,9 @@ import numpy as np
 from fintune.errors import FintuneError
 from fintune.labels import FORECAST_BINS
 from fintune.prompts import parse
-from fintune.prompts.parse import bin_midpoint, bin_to_text, parse_forecast
+from fintune.prompts.parse import bin_midpoint, bin_to_text, parse_forecast, split_thinking
 from fintune.prompts.tasks import answer_text
-from fintune.prompts.templates import render_messages
+from fintune.prompts.templates import TEMPLATE_DATE, render_messages
 from fintune.records import INVALID, Prediction
 from fintune.run import SCORABLE_FORMATS
 
@@ -41,11 +41,12 @@ def _without_answer(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def label_prompts(row: dict[str, Any], labels: Sequence[str], fmt: str, template: str,
-                  tokenizer: Any = None) -> tuple[str, list[str]]:
+                  tokenizer: Any = None, date_string: str | None = None) -> tuple[str, list[str]]:
     """The prompt of a prepared row and, for each label, the exact answer text + end-of-turn it would be trained on.
 
     Uses the prompts helper (``answer_text``, ``render_messages``) so score mode scores exactly what training
     teaches. Raises if the template renders a different prompt for different labels (it must not).
+    ``date_string``: the run's pinned template date (``data.template_date``; default the templates' own).
     """
 
     where = f"example '{row.get('id')}'"
@@ -66,7 +67,8 @@ def label_prompts(row: dict[str, Any], labels: Sequence[str], fmt: str, template
             answer = forecast_label_answer(row, label)
         else:
             answer = answer_text(label, fmt, {} if fmt == "structured" else extra)
-        p, c = render_messages([*base, {"role": "assistant", "content": answer}], template, tokenizer)
+        p, c = render_messages([*base, {"role": "assistant", "content": answer}], template, tokenizer,
+                               date_string or TEMPLATE_DATE)
         if prompt is None:
             prompt = p
         elif p != prompt:
@@ -99,14 +101,17 @@ def signal_asof(row: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def generation_prompt(row: dict[str, Any], template: str, tokenizer: Any = None) -> str:
-    """The prompt up to and including the assistant header, for generate mode."""
+def generation_prompt(row: dict[str, Any], template: str, tokenizer: Any = None,
+                      date_string: str | None = None) -> str:
+    """The prompt up to and including the assistant header, for generate mode (``date_string``: as in
+    :func:`label_prompts`)."""
 
     base = _without_answer(row.get("messages") or [])
     if not base:
         raise FintuneError(f"example '{row.get('id')}': no 'messages' column",
                            "prepare the data with `fintune data` first")
-    prompt, _ = render_messages([*base, {"role": "assistant", "content": ""}], template, tokenizer)
+    prompt, _ = render_messages([*base, {"role": "assistant", "content": ""}], template, tokenizer,
+                                date_string or TEMPLATE_DATE)
     return prompt
 
 
@@ -116,7 +121,7 @@ def parse_generated(text: str, fmt: str, labels: Sequence[str] | None) -> dict[s
     Returns a dict with at least ``label`` (and ``confidence``/``expected_move``/sections when the format has
     them).
     """
-
+    text, _ = parse.split_thinking(text)  # a reasoning model's <think>...</think> is not part of the answer
     if fmt == "forecaster":
         parsed = parse.parse_forecast(text)
         if not parsed:
@@ -162,14 +167,18 @@ def predictions_from_scores(rows: Sequence[dict[str, Any]], labels: Sequence[str
     return preds
 
 
-_NOT_SECTIONS = ("label", "confidence", "expected_move", "direction", "bin", "sentiment")
+_NOT_SECTIONS = ("label", "confidence", "expected_move", "direction", "bin", "sentiment", "confidence_level")
 
 
 def predictions_from_generations(rows: Sequence[dict[str, Any]], texts: Sequence[str], fmt: str,
                                  labels: Sequence[str] | None, model_name: str = "",
                                  parser: Callable[[str, str, Sequence[str] | None], dict | None] | None = None,
-                                 ) -> list[Any]:
-    """Generate-mode Predictions: parsed outputs, or label ``invalid`` with the raw text kept."""
+                                 count_tokens: Callable[[str], int] | None = None) -> list[Any]:
+    """Generate-mode Predictions: parsed outputs, or label ``invalid`` with the raw text kept.
+
+    An output that opens with a ``<think>...</think>`` block (R1-distill) records its length in
+    ``extra["thinking"]``: ``{"tokens": n}`` with ``count_tokens`` (the model's tokenizer), else ``{"chars": n}``.
+    """
 
     parser = parser or parse_generated
     preds = []
@@ -179,6 +188,11 @@ def predictions_from_generations(rows: Sequence[dict[str, Any]], texts: Sequence
         conf = float(conf) if isinstance(conf, (int, float)) and math.isfinite(conf) else None
         move = parsed.get("expected_move") if parsed else None
         extra: dict[str, Any] = {"parsed": parsed is not None}
+        _, thinking = split_thinking(text)
+        if thinking is not None:
+            extra["thinking"] = {"tokens": count_tokens(thinking)} if count_tokens else {"chars": len(thinking)}
+        if parsed and parsed.get("confidence_level"):  # stated as LOW/MEDIUM/HIGH; ``confidence`` holds its number
+            extra["confidence_level"] = parsed["confidence_level"]
         sections = {k: v for k, v in parsed.items() if k not in _NOT_SECTIONS and isinstance(v, str)} \
             if parsed else None
         if model_name:

@@ -8,12 +8,20 @@
   searching for a label word inside a sentence turns "not positive" into "positive".
 * :func:`parse_structured`: every non-empty line must be a ``SENTIMENT:``, ``CONFIDENCE:`` or ``ANALYSIS:`` line
   (lines after ``ANALYSIS:`` continue the analysis); exactly one ``SENTIMENT:`` line with a label in the set;
-  any key twice (even with the same value) is rejected. ``CONFIDENCE`` is a float in [0, 1] or a percentage
-  (``85%``) in [0, 100].
+  any key twice (even with the same value) is rejected. ``CONFIDENCE`` is a float in [0, 1], a percentage
+  (``85%``) in [0, 100], or a level ``LOW`` / ``MEDIUM`` / ``HIGH`` (any case), which stands for the number in
+  :data:`fintune.labels.CONFIDENCE_LEVELS` (the level itself is kept as ``confidence_level``). Anything else on
+  the CONFIDENCE line (``very high``, ``1.2``) makes the whole answer invalid. The ANALYSIS may state one expected
+  move (``rise 3-5%``, ``fall by 2%``, ``up 1.5%``): :func:`expected_move` turns it into a signed % (a range's
+  midpoint, ``+4.0``); an analysis with no move or with two different moves gives ``expected_move = None``.
 * :func:`parse_forecast`: needs exactly one ``Prediction:`` line whose value is one of the FinGPT-Forecaster bin
   phrases (``up by 2-3%``, ``down by more than 5%``, ...). ``expected_move`` follows FinGPT's own evaluation
   (``fingpt/FinGPT_Forecaster``'s ``parse_answer``: lower bound of the bin + 0.5, so ``2-3%`` -> 2.5 and
   ``more than 5%`` -> 5.5), signed by direction.
+* :func:`split_thinking`: a reasoning model (DeepSeek-R1-Distill) writes ``<think>...</think>`` before its answer;
+  the block is cut off (everything up to the last ``</think>``, which must be preceded only by the optional opening
+  ``<think>`` and the reasoning) and the answer after it is what the strict parsers see. An unterminated
+  ``<think>`` leaves no answer (invalid), and a ``<think>`` that does not open the output is not stripped.
 * :func:`move_to_bin`: a return of exactly 0 maps to ``U1`` (FinGPT's ``bin_mapping`` calls ``ret >= 0`` up and
   would produce the non-bin ``U0``; the smallest up bin is the honest place for a flat week).
 """
@@ -26,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fintune.errors import FintuneError
-from fintune.labels import FORECAST_BINS
+from fintune.labels import CONFIDENCE_LEVELS, FORECAST_BINS
 
 _TRAILING = ".!,;:"
 _QUOTES = "\"'`*"
@@ -66,10 +74,62 @@ def _parse_confidence(value: str) -> float | None:
     return conf if 0.0 <= conf <= 1.0 else None
 
 
-def parse_structured(text: str, labels: Sequence[str]) -> dict[str, Any] | None:
-    """Parse the structured sentiment answer into ``{'sentiment', 'confidence', 'analysis'}`` or ``None``.
+_UP_WORDS = "rise|rises|rising|gain|gains|increase|increases|climb|climbs|jump|jumps|rally|rallies|up|higher"
+_DOWN_WORDS = "fall|falls|falling|drop|drops|decline|declines|slide|slides|sink|sinks|lose|loses|down|lower"
+_MOVE_RE = re.compile(
+    rf"\b(?P<dir>{_UP_WORDS}|{_DOWN_WORDS})\s+(?:by\s+|about\s+|around\s+|roughly\s+)?"
+    r"(?P<lo>[0-9]+(?:\.[0-9]+)?)\s*%?\s*(?:-|–|to)\s*(?P<hi>[0-9]+(?:\.[0-9]+)?)\s*%"
+    r"|\b(?P<dir1>" + _UP_WORDS + "|" + _DOWN_WORDS + r")\s+(?:by\s+|about\s+|around\s+|roughly\s+)?"
+    r"(?P<one>[0-9]+(?:\.[0-9]+)?)\s*%",
+    re.IGNORECASE,
+)
 
-    ``confidence`` and ``analysis`` are ``None`` when their line is absent.
+
+def expected_move(analysis: str | None) -> float | None:
+    """The signed % move an analysis states (``"Stock likely to rise 3-5% in next session"`` -> ``4.0``).
+
+    A range gives its midpoint; ``fall``/``drop``/``down``/... are negative. ``None`` when no move is stated or
+    when the analysis states different moves (never a guess between them).
+    """
+    moves = set()
+    for m in _MOVE_RE.finditer(analysis or ""):
+        word = (m.group("dir") or m.group("dir1")).lower()
+        if m.group("one") is not None:
+            size = float(m.group("one"))
+        else:
+            lo, hi = float(m.group("lo")), float(m.group("hi"))
+            if lo > hi:
+                return None
+            size = (lo + hi) / 2
+        sign = 1.0 if re.fullmatch(_UP_WORDS, word) else -1.0
+        moves.add(round(sign * size, 6))
+    return moves.pop() if len(moves) == 1 else None
+
+
+def confidence_value(value: Any) -> tuple[float, str | None] | None:
+    """``(number, level)`` of a stated confidence: a level (``HIGH`` -> ``(1.0, 'HIGH')``), a number in [0, 1] or a
+    percentage (``"85%"`` -> ``(0.85, None)``); ``None`` when it is none of these."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return (float(value), None) if 0.0 <= float(value) <= 1.0 else None
+    if not isinstance(value, str):
+        return None
+    level = value.strip().rstrip(".").strip().upper()
+    if level in CONFIDENCE_LEVELS:
+        return CONFIDENCE_LEVELS[level], level
+    number = _parse_confidence(value)
+    return (number, None) if number is not None else None
+
+
+def parse_structured(text: str, labels: Sequence[str]) -> dict[str, Any] | None:
+    """Parse the structured sentiment answer into ``{'sentiment', 'confidence', 'confidence_level', 'analysis',
+    'expected_move'}`` or ``None``.
+
+    ``confidence`` (a number), ``confidence_level`` (``LOW``/``MEDIUM``/``HIGH`` when stated as a level),
+    ``analysis`` and ``expected_move`` are ``None`` when absent. Example: ``"SENTIMENT: BULLISH\nCONFIDENCE:
+    HIGH\nANALYSIS: Stock likely to rise 3-5% in next session"`` with labels ``[bearish, neutral, bullish]`` ->
+    ``sentiment='bullish', confidence=1.0, confidence_level='HIGH', expected_move=4.0``.
     """
     found: dict[str, str] = {}
     analysis_parts: list[str] = []
@@ -95,13 +155,38 @@ def parse_structured(text: str, labels: Sequence[str]) -> dict[str, Any] | None:
     sentiment = _match_label(found["SENTIMENT"], labels)
     if sentiment is None:
         return None
-    confidence = None
+    confidence, level = None, None
     if "CONFIDENCE" in found:
-        confidence = _parse_confidence(found["CONFIDENCE"])
-        if confidence is None:
+        stated = confidence_value(found["CONFIDENCE"])
+        if stated is None:
             return None
+        confidence, level = stated
     analysis = "\n".join(analysis_parts).strip() or None
-    return {"sentiment": sentiment, "confidence": confidence, "analysis": analysis}
+    return {"sentiment": sentiment, "confidence": confidence, "confidence_level": level, "analysis": analysis,
+            "expected_move": expected_move(analysis)}
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_thinking(text: str) -> tuple[str, str | None]:
+    """``(answer, thinking)``: a leading ``<think>...</think>`` block cut off the output (``thinking`` is None
+    when there is none).
+
+    The generation prompt may already hold ``<think>\\n`` (DeepSeek-R1's official one), so a closing tag without
+    the opening one also ends a reasoning block. An opening tag that is never closed means the model ran out of
+    tokens while reasoning: the answer is ``""`` (the caller scores it invalid) and the reasoning is all the text.
+    """
+    text = text or ""
+    stripped = text.lstrip()
+    if THINK_CLOSE in text:
+        head, _, answer = text.rpartition(THINK_CLOSE)
+        body = head.lstrip()
+        body = body[len(THINK_OPEN):] if body.startswith(THINK_OPEN) else body
+        return answer.lstrip("\n"), body.strip("\n")
+    if stripped.startswith(THINK_OPEN):
+        return "", stripped[len(THINK_OPEN):].strip("\n")
+    return text, None
 
 
 # ------------------------------------------------------------------ forecaster bins

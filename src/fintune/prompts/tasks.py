@@ -6,14 +6,18 @@ Formats (``DataConfig.format``):
     FinGPT style: ``Instruction: What is the sentiment of this news? Please choose an answer from
     {negative/neutral/positive}.`` + ``Input: <text>``; the answer is the label word alone.
 ``structured``
-    Same question, answered as ``SENTIMENT: <label>`` optionally followed by ``CONFIDENCE: <0-1>`` and
-    ``ANALYSIS: <text>``. The answer never invents facts: CONFIDENCE and ANALYSIS are written only when the
-    Example carries them in ``extra['confidence']`` / ``extra['analysis']`` (synthetic or teacher data);
-    otherwise the structured answer is just the SENTIMENT line.
+    Same question, answered as ``SENTIMENT: <label>`` optionally followed by ``CONFIDENCE: <0-1 or
+    LOW/MEDIUM/HIGH>`` and ``ANALYSIS: <text>``; the label is written as the recipe declares it (``labels: [BEARISH, NEUTRAL,
+    BULLISH]`` trains ``SENTIMENT: BULLISH``), a confidence level as its upper-case name. The answer never
+    invents facts: CONFIDENCE and ANALYSIS are written only when the Example carries them in
+    ``extra['confidence']`` / ``extra['analysis']`` (synthetic, teacher or seed data); otherwise the structured
+    answer is just the SENTIMENT line.
 ``forecaster``
     FinGPT-Forecaster: the whole user prompt is built by the forecaster data builder and arrives as
-    ``Example.text``; the target answer (``[Positive Developments]: ... [Potential Concerns]: ...
-    [Prediction & Analysis]: Prediction: up by 2-3% Analysis: ...``) is ``extra['answer']`` when present.
+    ``Example.text``; a row's own system prompt (``extra['system_prompt']``, the ``<<SYS>>`` block of a published
+    FinGPT row) is the system message unless the recipe sets ``data.system_prompt``; the target answer
+    (``[Positive Developments]: ... [Potential Concerns]: ... [Prediction & Analysis]: Prediction: up by 2-3%
+    Analysis: ...``) is ``extra['answer']`` when present.
 ``ner``
     The model lists entities one per line as ``entity text, TYPE`` (or ``None``); gold entities come from
     ``extra['entities']`` (a list of ``[text, type]`` pairs or ``{'text':..., 'type':...}`` dicts).
@@ -93,9 +97,12 @@ def answer_text(label: str, fmt: str, extra: dict[str, Any] | None = None) -> st
         lines = [f"SENTIMENT: {label}"]
         conf = extra.get("confidence")
         if conf is not None:
-            if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= float(conf) <= 1.0:
-                raise FintuneError(f"extra['confidence']: must be a number in [0, 1], got {conf!r}")
-            lines.append(f"CONFIDENCE: {float(conf):.2f}")
+            from fintune.prompts.parse import confidence_value
+
+            stated = confidence_value(conf)
+            if stated is None:
+                raise FintuneError(f"extra['confidence']: must be a number in [0, 1] or LOW/MEDIUM/HIGH, got {conf!r}")
+            lines.append(f"CONFIDENCE: {stated[1]}" if stated[1] else f"CONFIDENCE: {stated[0]:.2f}")
         analysis = extra.get("analysis")
         if analysis is not None:
             if not isinstance(analysis, str) or not analysis.strip():
@@ -181,6 +188,10 @@ def build_messages(
         user = example.text
 
     messages: list[dict[str, str]] = []
+    own_system = example.extra.get("system_prompt") if fmt == "forecaster" else None
+    if system_prompt is None and isinstance(own_system, str) and own_system:
+        # an imported FinGPT row carries its own system prompt (it holds the answer format): keep it verbatim
+        system_prompt = own_system
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
     messages.append({"role": "user", "content": user})

@@ -10,6 +10,12 @@ the official strings rendered by transformers, see ``tests/prompts/templates/REA
     ``Cutting Knowledge Date: December 2023\\nToday Date: 26 Jul 2024\\n\\n`` before the system prompt (26 Jul 2024
     is its default when no ``date_string`` is passed). The built-in matches it exactly, date included, so a
     model is trained on the same prefix it sees from ``apply_chat_template`` at inference.
+
+Pinned date: Llama 3.2's template writes TODAY's date (``strftime_now``) unless ``date_string`` is given, so the
+same example would render differently on different days and inference on a later day would see another prefix
+than training. Every rendering here passes ``date_string`` (``render_messages(..., date_string=...)``, default
+:data:`TEMPLATE_DATE` = the templates' own fixed default; recipes set ``data.template_date``), to the tokenizer's
+template (``auto``) and to the built-in ``llama3``: a prompt is the same bytes on any day.
     Completion: ``answer + "<|eot_id|>"``.
 ``deepseek-r1-distill``  deepseek-ai/DeepSeek-R1-Distill-Llama-8B: ``<｜begin▁of▁sentence｜>{system}<｜User｜>{user}
     <｜Assistant｜>{answer}<｜end▁of▁sentence｜>``. The system prompt is pasted right after BOS with no separator
@@ -46,6 +52,8 @@ _PLACEHOLDER = "FINTUNEANSWERPLACEHOLDER"
 LLAMA2_BOS, LLAMA2_EOS = "<s>", "</s>"
 LLAMA3_BOS, LLAMA3_EOT = "<|begin_of_text|>", "<|eot_id|>"
 LLAMA3_DATE = "26 Jul 2024"
+TEMPLATE_DATE = LLAMA3_DATE
+"""The date dated chat templates render unless a recipe pins another (``data.template_date``)."""
 LLAMA3_SYSTEM_PREAMBLE = f"Cutting Knowledge Date: December 2023\nToday Date: {LLAMA3_DATE}\n\n"
 DEEPSEEK_BOS, DEEPSEEK_EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
 DEEPSEEK_USER, DEEPSEEK_ASSISTANT = "<｜User｜>", "<｜Assistant｜>"
@@ -89,13 +97,12 @@ def _llama2(messages: list[dict[str, str]]) -> str:
     return "".join(parts)
 
 
-def _llama3(messages: list[dict[str, str]], generation_prompt: bool) -> str:
+def _llama3(messages: list[dict[str, str]], generation_prompt: bool, date_string: str = TEMPLATE_DATE) -> str:
     system = ""
     if messages[0]["role"] == "system":
         system, messages = messages[0]["content"].strip(), messages[1:]
-    parts = [
-        f"{LLAMA3_BOS}<|start_header_id|>system<|end_header_id|>\n\n{LLAMA3_SYSTEM_PREAMBLE}{system}{LLAMA3_EOT}"
-    ]
+    preamble = f"Cutting Knowledge Date: December 2023\nToday Date: {date_string}\n\n"
+    parts = [f"{LLAMA3_BOS}<|start_header_id|>system<|end_header_id|>\n\n{preamble}{system}{LLAMA3_EOT}"]
     for m in messages:
         parts.append(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}{LLAMA3_EOT}")
     if generation_prompt:
@@ -138,11 +145,12 @@ def _plain(messages: list[dict[str, str]], generation_prompt: bool, eos: str) ->
     return body + ("\n\n" if generation_prompt else "")
 
 
-def _render_builtin(messages: list[dict[str, str]], template: str, generation_prompt: bool, eos: str) -> str:
+def _render_builtin(messages: list[dict[str, str]], template: str, generation_prompt: bool, eos: str,
+                    date_string: str = TEMPLATE_DATE) -> str:
     if template == "llama2":
         return _llama2(messages)
     if template == "llama3":
-        return _llama3(messages, generation_prompt)
+        return _llama3(messages, generation_prompt, date_string)
     if template == "deepseek-r1-distill":
         return _deepseek(messages, generation_prompt)
     if template == "chatml":
@@ -150,22 +158,25 @@ def _render_builtin(messages: list[dict[str, str]], template: str, generation_pr
     return _plain(messages, generation_prompt, eos)
 
 
-def _apply_tokenizer_template(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+def _apply_tokenizer_template(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool,
+                              date_string: str = TEMPLATE_DATE) -> str:
+    # date_string is a template variable: Llama 3.x templates use it instead of today's date, others ignore it
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt,
+                                         date_string=date_string)
     if not isinstance(text, str):
         raise FintuneError("template 'auto': apply_chat_template did not return text")
     return text
 
 
 def render_messages(
-    messages: Sequence[dict[str, str]], template: str, tokenizer: Any = None
+    messages: Sequence[dict[str, str]], template: str, tokenizer: Any = None, date_string: str = TEMPLATE_DATE
 ) -> tuple[str, str]:
     """Render a conversation to ``(prompt, completion)`` with ``prompt + completion`` = the full rendering.
 
     When the last message is the assistant's, ``completion`` is that answer plus the template's end-of-turn
     text and ``prompt`` is everything before it (through the assistant header). Otherwise ``completion`` is
     ``""`` and ``prompt`` ends with the assistant header, ready for generation. ``template="auto"`` needs a
-    tokenizer with a ``chat_template``.
+    tokenizer with a ``chat_template``. ``date_string`` is the date a dated template renders (see the module doc).
     """
     if template not in TEMPLATES:
         raise FintuneError(f"unknown template {template!r}", f"allowed templates: {list(TEMPLATES)}")
@@ -181,12 +192,12 @@ def render_messages(
                 "template 'auto': the tokenizer has no chat_template",
                 f"set data.template to one of {list(TEMPLATES[1:])}",
             )
-        prompt = _apply_tokenizer_template(tokenizer, history, True)
+        prompt = _apply_tokenizer_template(tokenizer, history, True, date_string)
         # render a placeholder answer to see where the answer really starts: the generation prompt is used when it
         # is that prefix; otherwise (DeepSeek-R1 appends "<think>\n") the prefix the rendered answer follows is,
         # so training and inference prompts stay identical
         probe = _apply_tokenizer_template(
-            tokenizer, [*history, {"role": "assistant", "content": _PLACEHOLDER}], False
+            tokenizer, [*history, {"role": "assistant", "content": _PLACEHOLDER}], False, date_string
         )
         start = probe.find(_PLACEHOLDER)
         if start < 0:
@@ -198,7 +209,7 @@ def render_messages(
             prompt = probe[:start]
         if not has_answer:
             return prompt, ""
-        full = _apply_tokenizer_template(tokenizer, messages, False)
+        full = _apply_tokenizer_template(tokenizer, messages, False, date_string)
         if not full.startswith(prompt):
             raise FintuneError(
                 "template 'auto': the rendered conversation does not start with the prompt",
@@ -207,10 +218,10 @@ def render_messages(
         return prompt, full[len(prompt) :]
 
     eos = (getattr(tokenizer, "eos_token", None) or "") if tokenizer is not None else ""
-    prompt = _render_builtin(history, template, True, eos)
+    prompt = _render_builtin(history, template, True, eos, date_string)
     if not has_answer:
         return prompt, ""
-    full = _render_builtin(messages, template, False, eos)
+    full = _render_builtin(messages, template, False, eos, date_string)
     if not full.startswith(prompt):  # a bug in a renderer, not a user error
         raise AssertionError(f"{template}: prompt is not a prefix of the full rendering")
     return prompt, full[len(prompt) :]
@@ -300,7 +311,7 @@ def parse_rendered(text: str, template: str, drop_default_system: bool = True) -
 
 
 def convert_rendered(
-    text: str, source_template: str, target_template: str, tokenizer: Any = None
+    text: str, source_template: str, target_template: str, tokenizer: Any = None, date_string: str = TEMPLATE_DATE
 ) -> tuple[str, str]:
     """Re-render text from one template to another: :func:`parse_rendered` then :func:`render_messages`."""
-    return render_messages(parse_rendered(text, source_template), target_template, tokenizer)
+    return render_messages(parse_rendered(text, source_template), target_template, tokenizer, date_string)

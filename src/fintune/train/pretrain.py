@@ -89,7 +89,10 @@ def pretrain(recipe: Recipe, out: str | Path | None = None, resume: bool = False
 
     if recipe.method == "qlora":
         print("note: stage-1 QLoRA trains a LoRA adapter on a 4-bit base", flush=True)
+    from fintune.train.best_metric import task_metric
+
     out = Path(out or recipe.output_dir or Path("runs") / recipe.name)
+    task_metric(recipe.model_copy(update={"stage": "pretrain"}))  # stage 1 selects by eval_loss only
     model, tokenizer, lineage = prepare_model(recipe)
     check_sequence_length(recipe, model)
     docs = load_documents(recipe)

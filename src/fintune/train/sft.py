@@ -201,6 +201,9 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         from fintune.train.plan import explain_oom
 
         raise FintuneError(explain_oom(recipe, exc), "checkpoints so far are kept; rerun with --resume") from None
+    from fintune.train.best_metric import restore_best_full_weights
+
+    restore_best_full_weights(trainer)  # Trainer's own reload misses renamed keys (GPT-NeoX's output head)
     history = trainer.state.log_history
     write_metrics_jsonl(metrics_path, history)
     plot_loss_curve(history, out / "loss_curve.png", title=f"{recipe.name} ({stage})")
@@ -211,6 +214,9 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         "global_step": trainer.state.global_step, "train_loss": result.training_loss,
         "final_logged_loss": losses[-1] if losses else None,
         "best_model_checkpoint": trainer.state.best_model_checkpoint, "best_metric": trainer.state.best_metric,
+        "metric_for_best_model": args.metric_for_best_model,
+        # what RUN/ holds: the best checkpoint's weights (load_best_model_at_end) or the last step's
+        "saved_weights": "best" if args.load_best_model_at_end and trainer.state.best_model_checkpoint else "last",
         "trainable_params": trainable, "all_params": total, "trainable_line": line,
         "bf16": bool(args.bf16), "fp32_matmul_precision": matmul_precision,
         "compiled_layers": compiled_layers, "train_examples": len(train_rows), "eval_examples": len(eval_rows or []),
@@ -271,8 +277,10 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (a sweep's pruning callback, say).
     """
     from fintune.artifacts import hash_paths
+    from fintune.train.best_metric import build_callback, task_metric
 
     out = Path(out or recipe.output_dir or Path("runs") / recipe.name)
+    task_metric(recipe)  # a bad metric_for_best_model fails before the model loads
     model, tokenizer, lineage = prepare_model(recipe)
     check_sequence_length(recipe, model)
     if recipe.data.prepared:
@@ -303,10 +311,11 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
                                                       "system_prompt": spec.system_prompt})
         licenses = data_manifest.licenses
     hashes = hash_paths([p for p in sorted(data_dir.glob("*.parquet"))])
+    best_by = build_callback(recipe, data_dir, tokenizer)  # metric_for_best_model: f1_weighted, ...
     return run_training(recipe, model, tokenizer, train_rows, eval_rows, out, resume, "train",
                         dict(lineage, data_hashes=hashes, data_dir=str(data_dir), labels=spec.labels,
                              template=spec.template, task_spec=spec.model_dump(mode="json"),
-                             licenses=licenses), callbacks=callbacks)
+                             licenses=licenses), callbacks=[*(callbacks or []), *([best_by] if best_by else [])])
 
 
 def steps_per_epoch(n_rows: int, recipe: Recipe) -> int:

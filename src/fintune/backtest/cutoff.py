@@ -1,0 +1,103 @@
+"""Model cutoff check: did the base model's pretraining data already contain the backtest period?
+
+A language model pretrained on web text written after the backtest window may have read how those weeks turned
+out (news, earnings, price moves), so a backtest over a window that ends before the model's pretraining cutoff is
+not out of sample for the *base* model, whatever the fine-tuning split. The check compares the cutoff with the
+window and always reports one of ``ok`` (window starts after the cutoff), ``warning`` (window starts on or before
+it) or ``unknown`` (no cutoff found: pass ``--model-cutoff``).
+
+Where the cutoff comes from, first found wins: ``--model-cutoff DATE``; a ``model_cutoff`` key in the manifest of
+the predictions' run directory or its parents (``parent_run`` chain, ``recipe`` included); the base model named
+there matched against :data:`KNOWN_CUTOFFS` (lower bounds with their source).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fintune.errors import FintuneError
+
+KNOWN_CUTOFFS: dict[str, tuple[str, str]] = {
+    "smollm2": ("2023-12-31", "lower bound: SmolLM2 is pretrained on FineWeb-Edu, built from CommonCrawl snapshots "
+                              "2013 .. 2024 (FineWeb, Penedo et al. 2024; SmolLM2 paper, arXiv 2502.02737)"),
+    "llama-3": ("2023-12-01", "Llama 3.1 / 3.2 model cards: 'pretraining data has a cutoff of December 2023' "
+                              "(also the base of DeepSeek-R1-Distill-Llama-8B)"),
+    "deepseek-r1-distill-llama": ("2023-12-01", "distilled from Llama-3.1-8B (cutoff December 2023)"),
+    "pythia": ("2020-01-01", "Pythia is trained on the Pile (Gao et al. 2020), assembled during 2020"),
+}
+"""Lowercase substring of a model name -> (a date the pretraining data certainly reaches, source)."""
+
+
+def _parse_date(value: str, where: str) -> str:
+    import pandas as pd
+
+    try:
+        return str(pd.Timestamp(str(value)).date())
+    except (ValueError, TypeError):
+        raise FintuneError(f"{where}: model cutoff {value!r} is not a date", "use YYYY-MM-DD") from None
+
+
+def _find_key(obj: Any, key: str) -> Any:
+    if isinstance(obj, dict):
+        if obj.get(key):
+            return obj[key]
+        for v in obj.values():
+            found = _find_key(v, key)
+            if found:
+                return found
+    return None
+
+
+def _manifest_chain(start: Path, max_hops: int = 5) -> list[tuple[Path, dict[str, Any]]]:
+    out, seen, cur = [], set(), start
+    for _ in range(max_hops):
+        m = cur / "manifest.json"
+        if not m.is_file() or m in seen:
+            break
+        seen.add(m)
+        try:
+            data = json.loads(m.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            break
+        if not isinstance(data, dict):
+            break
+        out.append((m, data))
+        parent = data.get("parent_run")
+        if not parent:
+            break
+        cur = Path(str(parent))
+    return out
+
+
+def resolve_cutoff(predictions: str | Path, flag: str | None = None) -> dict[str, Any]:
+    """``{"cutoff": ISO date or None, "source": where it came from, "model": base model name or None}``."""
+    if flag:
+        return {"cutoff": _parse_date(flag, "--model-cutoff"), "source": "--model-cutoff", "model": None}
+    model = None
+    for path, data in _manifest_chain(Path(predictions).resolve().parent):
+        found = _find_key(data, "model_cutoff")
+        if found:
+            return {"cutoff": _parse_date(found, str(path)), "source": str(path), "model": data.get("model")}
+        recipe = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
+        model = model or data.get("model") or recipe.get("model_name_or_path") or recipe.get("model")
+    if model:
+        for key, (date, source) in KNOWN_CUTOFFS.items():
+            if key in str(model).lower().replace("-", "").replace("_", ""):
+                return {"cutoff": date, "source": source, "model": str(model)}
+    return {"cutoff": None, "source": None, "model": str(model) if model else None}
+
+
+def cutoff_check(cutoff: dict[str, Any], start: str | None, end: str | None) -> dict[str, Any]:
+    """Compare the cutoff with the window ``[start, end]``: status ``ok`` / ``warning`` / ``unknown`` + message."""
+    c = cutoff.get("cutoff")
+    if not c:
+        status, msg = "unknown", ("base model pretraining cutoff unknown: the model may have read the backtest "
+                                  "period; pass --model-cutoff DATE")
+    elif start is not None and start > c:
+        status, msg = "ok", f"backtest window starts {start}, after the model cutoff {c}"
+    else:
+        status, msg = "warning", (f"backtest window {start} .. {end} precedes the base model's pretraining cutoff "
+                                  f"{c}: the model may have read about this period (not out of sample)")
+    return {**cutoff, "window_start": start, "window_end": end, "status": status, "message": msg}
