@@ -27,7 +27,9 @@ def test_tf32_on_a_cpu_falls_back_to_ieee() -> None:
 @pytest.mark.skipif(not bf16_supported() or torch.cuda.is_available(), reason="needs a CPU with bf16 units")
 def test_bf16_matmul_precision_is_scoped_and_keeps_float32_outputs() -> None:
     before = torch.backends.mkldnn.matmul.fp32_precision
-    a, w = torch.randn(64, 96), torch.randn(32, 96)
+    # oneDNN dispatches small fp32 products to exact kernels on some CPUs (AMD Zen 4 at 64x96): use a size that
+    # reaches the bf16 GEMM on every CPU with bf16 units
+    a, w = torch.randn(512, 512), torch.randn(512, 512)
     exact = torch.nn.functional.linear(a, w)
     with fp32_matmul_precision("bf16") as used:
         assert used == "bf16"
@@ -35,7 +37,7 @@ def test_bf16_matmul_precision_is_scoped_and_keeps_float32_outputs() -> None:
     assert torch.backends.mkldnn.matmul.fp32_precision == before  # restored
     assert fast.dtype == torch.float32
     assert not torch.equal(fast, exact)  # the products really were rounded...
-    assert torch.allclose(fast, exact, rtol=0.05, atol=0.5)  # ...but only to bf16 product precision
+    assert torch.allclose(fast, exact, rtol=0.05, atol=1.0)  # ...but only to bf16 product precision
 
 
 def _lora_linear(b_scale: float) -> torch.nn.Module:
