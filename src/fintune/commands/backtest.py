@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from fintune.cliargs import add_overwrite_argument, non_negative_int
 from fintune.errors import FintuneError
 
 
@@ -83,8 +84,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-invalid-rate", type=_rate, default=0.0,
                    help="share of predictions with unknown labels / probability keys or bad probabilities "
                         "tolerated (counted and reported); above it the run fails (default 0)")
-    p.add_argument("--bootstrap-samples", type=int, default=1000)
+    p.add_argument("--bootstrap-samples", type=non_negative_int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    add_overwrite_argument(p)
     return p
 
 
@@ -114,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                          max_invalid_rate=args.max_invalid_rate)
     metrics = run_backtest_to_dir(args.predictions, args.prices, args.out, cfg, benchmark_ticker=args.benchmark,
                                   tickers=tickers, walk_forward=args.walk_forward,
-                                  bootstrap_samples=args.bootstrap_samples, seed=args.seed, trust=trust)
+                                  bootstrap_samples=args.bootstrap_samples, seed=args.seed, trust=trust,
+                                  overwrite=args.overwrite)
     s = metrics["strategy"]
     print(json.dumps({k: s.get(k) for k in ("total_return", "annual_return", "sharpe", "max_drawdown",
                                             "n_trades", "hit_rate")}))

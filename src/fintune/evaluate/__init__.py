@@ -319,25 +319,39 @@ def write_eval_outputs(out_dir: Path, preds: Sequence[Any], metrics: dict[str, A
 def run_eval(run_or_model: str | None, data: str | Path, out: str | Path, mode: str | None = None,
              baseline: str | None = None, split: str = "test", batch_size: int = 8, max_new_tokens: int = 64,
              temperature_scaling: bool = True, bootstrap_samples: int = 1000, seed: int = 0,
-             limit: int | None = None, dtype: str = "auto", progress: bool = True) -> dict[str, Any]:
+             limit: int | None = None, dtype: str = "auto", progress: bool = True,
+             overwrite: bool = False) -> dict[str, Any]:
     """``fintune eval``: evaluate a run / model (or a baseline) on prepared data; returns the metrics dict.
 
     Args:
         run_or_model: run directory, model directory, hub id or alias (not needed for majority / tfidf).
         data: prepared dataset directory, or a recipe YAML to prepare into ``out/data``.
-        out: output directory (replaced atomically).
+        out: output directory (written atomically; a non-empty one is replaced only with ``overwrite``, and never
+            when it is or holds ``data`` / the run).
         mode: ``score`` | ``generate`` (default: score for classification formats).
         baseline: ``majority`` | ``tfidf`` | ``zero-shot`` (the base model of ``run_or_model``).
     """
-    from fintune.artifacts import atomic_output_dir, write_manifest
+    from fintune.artifacts import atomic_output_dir, check_output_dir, write_manifest
 
-    args = {k: v for k, v in locals().items() if k not in ("atomic_output_dir", "write_manifest")}
+    args = {k: v for k, v in locals().items() if k not in ("atomic_output_dir", "write_manifest", "check_output_dir")}
     args["data"], args["out"] = str(data), str(out)
     if baseline not in (None, "majority", "tfidf", "zero-shot"):
         raise FintuneError(f"--baseline {baseline!r}: unknown baseline", "use majority, tfidf or zero-shot")
     if mode not in (None, "score", "generate"):
         raise FintuneError(f"--mode {mode!r}: unknown mode", "use score or generate")
-    with atomic_output_dir(out) as staging:
+    if limit is not None and limit < 1:
+        raise FintuneError(f"--limit {limit}: must be >= 1", "omit it to evaluate every example")
+    if bootstrap_samples < 0:
+        raise FintuneError(f"--bootstrap-samples {bootstrap_samples}: must be >= 0")
+    check_inputs = {"inputs": [data], "runs": [run_or_model]}
+    check_output_dir(out, overwrite, **check_inputs)
+    if not Path(data).exists():  # before any model is loaded
+        raise FintuneError(f"--data {data}: not found", "give a `fintune data` directory or a recipe YAML")
+    if Path(data).is_file():  # a recipe: validate it now (preparing it may need the model's tokenizer)
+        from fintune.recipe import load_recipe
+
+        load_recipe(data)
+    with atomic_output_dir(out, overwrite, **check_inputs) as staging:
         info: dict[str, Any] = {}
         if baseline in ("majority", "tfidf"):
             ev = load_eval_data(data, workdir=staging)
