@@ -59,3 +59,10 @@ def test_eval_api_rejects_limit_zero(tmp_path) -> None:
         run_eval(None, tmp_path, tmp_path / "o", baseline="majority", limit=0)
     with pytest.raises(FintuneError, match="--bootstrap-samples -5"):
         run_eval(None, tmp_path, tmp_path / "o", baseline="majority", bootstrap_samples=-5)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--holding-days", "0"), ("--threshold", "-0.5"), ("--commission-bps", "-1"),
+                                             ("--max-volume-share", "0"), ("--book-size", "nan")])
+def test_backtest_numbers(cli, flag: str, value: str) -> None:
+    line = one_line_error(cli("backtest", "--predictions", "p", "--prices", "q", "--out", "o", flag, value))
+    assert f"argument {flag}" in line
