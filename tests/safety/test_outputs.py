@@ -20,7 +20,7 @@ model_name_or_path: none
 data:
   task: sentiment
   format: label
-  template: none
+  template: chatml
   sources: [{name: jsonl, path: DATA}]
   split: {method: random, test_size: 0.3, val_size: 0.0, seed: 0}
 """
