@@ -23,12 +23,12 @@ def test_atomic_output_dir_keeps_old_content_on_failure(tmp_path: Path) -> None:
     with atomic_output_dir(out) as d:
         (d / "a.txt").write_text("first")
     assert (out / "a.txt").read_text() == "first"
-    with pytest.raises(RuntimeError), atomic_output_dir(out) as d:
+    with pytest.raises(RuntimeError), atomic_output_dir(out, overwrite=True) as d:
         (d / "a.txt").write_text("half")
         raise RuntimeError("boom")
     assert (out / "a.txt").read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left behind
-    with atomic_output_dir(out) as d:
+    with atomic_output_dir(out, overwrite=True) as d:
         (d / "b.txt").write_text("second")
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
 

@@ -15,6 +15,7 @@ restart, skips the ids already written (a line cut by a kill is detected and dro
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import sys
@@ -256,9 +257,14 @@ def public_result(pred: Prediction, analyzer: Analyzer) -> dict[str, Any]:
 # ---------------------------------------------------------------- batch files
 
 
-def _clean(value: Any) -> str | None:
+def _clean(value: Any, where: str = "", name: str = "", numbers: bool = False) -> str | None:
+    """A stripped string field (None when absent); a number where a string is expected is an error (``id`` may be
+    a whole number: ``numbers``)."""
     if value is None:
         return None
+    if isinstance(value, bool) or (not isinstance(value, str) and not (numbers and isinstance(value, int))):
+        raise FintuneError(f"{where}: field '{name}' must be a string, got {type(value).__name__} {value!r}",
+                           f"quote it, e.g. \"{name}\": \"{value}\"")
     text = str(value).strip()
     return text or None
 
@@ -268,12 +274,15 @@ def _item_from_row(row: dict[str, Any], where: str, lineno: int) -> AnalyzeItem:
     if unknown:
         raise FintuneError(f"{where}: unknown field(s) {unknown}", f"allowed fields: {list(INPUT_FIELDS)}")
     text = row.get("text")
+    if text is not None and not isinstance(text, str):
+        raise FintuneError(f"{where}: field 'text' must be a string, got {type(text).__name__} {str(text)[:40]!r}",
+                           "quote the text")
     if not isinstance(text, str) or not text.strip():
         raise FintuneError(f"{where}: field 'text' is missing or empty", "every row needs the text to analyse")
-    ticker = _clean(row.get("ticker"))
-    return AnalyzeItem(text=text, id=_clean(row.get("id")) or f"line-{lineno:06d}",
-                       ticker=ticker.upper() if ticker else None, date=_clean(row.get("date")),
-                       gold=_clean(row.get("label")), where=where)
+    ticker = _clean(row.get("ticker"), where, "ticker")
+    return AnalyzeItem(text=text, id=_clean(row.get("id"), where, "id", numbers=True) or f"line-{lineno:06d}",
+                       ticker=ticker.upper() if ticker else None, date=_clean(row.get("date"), where, "date"),
+                       gold=_clean(row.get("label"), where, "label"), where=where)
 
 
 def read_input_rows(path: str | Path) -> Iterator[AnalyzeItem]:
@@ -282,20 +291,29 @@ def read_input_rows(path: str | Path) -> Iterator[AnalyzeItem]:
     A row without ``id`` gets ``line-NNNNNN`` (its line number), stable across restarts.
     """
     path = Path(path)
+    if path.is_dir():
+        raise FintuneError(f"{path}: is a directory", "give a .jsonl or .csv file")
     if not path.exists():
         raise FintuneError(f"{path}: file not found")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or "text" not in reader.fieldnames:
-                raise FintuneError(f"{path}:1: CSV header has no 'text' column",
-                                   f"columns allowed: {list(INPUT_FIELDS)}")
-            for row in reader:
-                lineno = reader.line_num
-                if None in row:
-                    raise FintuneError(f"{path}:{lineno}: more values than header columns")
-                yield _item_from_row(row, f"{path}:{lineno}", lineno)
+        from fintune.records import CSV_FIELD_LIMIT, decode_line
+
+        with path.open("rb") as raw:
+            lines = (decode_line(line, path, k) for k, line in enumerate(raw, start=1))
+            reader = csv.DictReader(lines)
+            try:
+                if not reader.fieldnames or "text" not in reader.fieldnames:
+                    raise FintuneError(f"{path}:1: CSV header has no 'text' column",
+                                       f"columns allowed: {list(INPUT_FIELDS)}")
+                for row in reader:
+                    lineno = reader.line_num
+                    if None in row:
+                        raise FintuneError(f"{path}:{lineno}: more values than header columns")
+                    yield _item_from_row(row, f"{path}:{lineno}", lineno)
+            except csv.Error as exc:
+                raise FintuneError(f"{path}:{reader.line_num}: unreadable CSV ({exc})",
+                                   f"fields over {CSV_FIELD_LIMIT} bytes are refused; check quoting") from None
         return
     if suffix not in (".jsonl", ".json", ".ndjson"):
         raise FintuneError(f"{path}: unsupported input type '{suffix}'", "give a .jsonl or .csv file")
@@ -307,13 +325,26 @@ def read_input_rows(path: str | Path) -> Iterator[AnalyzeItem]:
         yield _item_from_row(row, f"{path}:{lineno}", lineno)
 
 
-def _resume_state(out: Path) -> set[str]:
-    """Ids already written to ``out``; a truncated last line (a kill mid-write) is removed from the file."""
+ROW_HASH = "input_sha256"
+"""Key in a prediction's ``extra`` holding the hash of the input row it answers (what resume compares)."""
+
+
+def row_hash(item: AnalyzeItem) -> str:
+    """sha256 of everything about an input row that decides its prediction (text, ticker, date, label)."""
+    key = json.dumps([item.text, item.ticker, item.date, item.gold], ensure_ascii=False)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _resume_state(out: Path) -> dict[str, tuple[str | None, bytes]]:
+    """Rows already written to ``out``: id -> (input hash recorded with it, the line); a truncated last line (a
+    kill mid-write) is removed from the file."""
     if not out.exists():
-        return set()
+        return {}
+    if out.is_dir():
+        raise FintuneError(f"--out {out}: is a directory", "give a .jsonl file path")
     data = out.read_bytes()
     lines = data.split(b"\n")
-    done: set[str] = set()
+    done: dict[str, tuple[str | None, bytes]] = {}
     keep = 0  # bytes of complete, valid lines
     for i, raw in enumerate(lines):
         last = i == len(lines) - 1
@@ -324,8 +355,9 @@ def _resume_state(out: Path) -> set[str]:
             row = json.loads(raw)
             if last:  # no newline after it: the write was cut before the line ended
                 raise ValueError("unterminated")
-            done.add(str(row["id"]))
-        except (ValueError, KeyError, TypeError):
+            extra = row.get("extra") if isinstance(row.get("extra"), dict) else {}
+            done[str(row["id"])] = (extra.get(ROW_HASH), raw)
+        except (ValueError, KeyError, TypeError, AttributeError):
             if not last:
                 raise FintuneError(f"{out}:{i + 1}: corrupt prediction line in the middle of the file",
                                    "delete the file (or that line) and rerun") from None
@@ -338,19 +370,14 @@ def _resume_state(out: Path) -> set[str]:
     return done
 
 
-def analyze_file(analyzer: Analyzer, src: str | Path, out: str | Path, batch_size: int = 16,
-                 explain: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Analyse every row of ``src`` into ``out`` (JSONL of Predictions), resumably; returns a summary.
-
-    Rows are validated up front (a bad row fails before any model work); then each batch is appended and
-    flushed to disk, so a killed run loses at most one batch and a rerun continues where it stopped. A
-    ``<out>.manifest.json`` records the model, input hash and settings.
-    """
-    from tqdm.auto import tqdm
-
-    from fintune.artifacts import atomic_write_json, build_manifest, sha256_file
-
+def check_analyze_input(src: str | Path, out: str | Path) -> list[AnalyzeItem]:
+    """Read and check ``src`` (every row, unique ids) and ``out`` (a file, not an input, a resumable JSONL) before
+    any model is loaded; returns the items."""
     src, out = Path(src), Path(out)
+    if out.resolve() == src.resolve():
+        raise FintuneError(f"--out {out}: is the input file", "choose another --out (the input is never overwritten)")
+    if out.is_dir():
+        raise FintuneError(f"--out {out}: is a directory", "give a .jsonl file path")
     items = list(read_input_rows(src))
     if not items:
         raise FintuneError(f"{src}: no rows", "the file is empty")
@@ -359,27 +386,65 @@ def analyze_file(analyzer: Analyzer, src: str | Path, out: str | Path, batch_siz
         if it.id in seen:
             raise FintuneError(f"{it.where}: duplicate id '{it.id}' (first at {seen[it.id]})")
         seen[it.id] = it.where
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = _resume_state(out)
-    stray = sorted(done - set(seen))
+    stray = sorted(set(_resume_state(out)) - set(seen))
     if stray:
         raise FintuneError(f"{out}: holds id '{stray[0]}' that is not in {src}",
                            "it belongs to another input: choose another --out")
-    todo = [it for it in items if it.id not in done]
+    return items
+
+
+def analyze_file(analyzer: Analyzer, src: str | Path, out: str | Path, batch_size: int = 16,
+                 explain: bool = False, progress: bool = True,
+                 items: list[AnalyzeItem] | None = None) -> dict[str, Any]:
+    """Analyse every row of ``src`` into ``out`` (JSONL of Predictions), resumably; returns a summary.
+
+    Rows are validated up front (a bad row fails before any model work; ``items`` from
+    :func:`check_analyze_input` skips reading them again); then each batch is appended and flushed to disk, so a
+    killed run loses at most one batch and a rerun continues where it stopped. Resume compares content, not only
+    ids: each prediction records the hash of its input row, and a row whose text (or ticker, date, label) changed
+    since -- or one written without a hash -- is predicted again (counted as ``recomputed_changed``). A
+    ``<out>.manifest.json`` records the model, input hash and settings.
+    """
+    from tqdm.auto import tqdm
+
+    from fintune.artifacts import (
+        atomic_write_bytes,
+        atomic_write_json,
+        build_manifest,
+        sha256_file,
+        strict_json,
+    )
+
+    src, out = Path(src), Path(out)
+    items = items if items is not None else check_analyze_input(src, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = _resume_state(out)
+    hashes = {it.id: row_hash(it) for it in items}
+    changed = {i for i, (h, _) in done.items() if h != hashes.get(i)}
+    if changed:
+        print(f"{out}: {len(changed)} row(s) changed in {src} since they were predicted (or carry no input hash); "
+              "predicting them again", file=sys.stderr)
+        kept = b"".join(line + b"\n" for i, (_, line) in done.items() if i not in changed)
+        atomic_write_bytes(out, kept)
+    reused = len(done) - len(changed)
+    todo = [it for it in items if it.id not in done or it.id in changed]
     t0 = time.perf_counter()
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="analyze", unit="row", disable=not progress)
     with out.open("a", encoding="utf-8") as fh:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
             preds = analyzer.predict(batch, explain=explain)
-            fh.write("".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in preds))
+            for item, pred in zip(batch, preds, strict=True):
+                pred.extra[ROW_HASH] = hashes[item.id]
+            fh.write("".join(json.dumps(strict_json(p.to_dict(), f"{out} id {p.id}"), ensure_ascii=False,
+                                        allow_nan=False) + "\n" for p in preds))
             fh.flush()
             os.fsync(fh.fileno())
             bar.update(len(batch))
     bar.close()
     seconds = time.perf_counter() - t0
-    summary = {"input": str(src), "out": str(out), "rows": len(items), "skipped_already_done": len(done),
-               "predicted": len(todo), "seconds": round(seconds, 3),
+    summary = {"input": str(src), "out": str(out), "rows": len(items), "skipped_already_done": reused,
+               "recomputed_changed": len(changed), "predicted": len(todo), "seconds": round(seconds, 3),
                "rows_per_s": round(len(todo) / seconds, 3) if todo and seconds > 0 else None}
     # the output is a file, so its manifest sits beside it under its own name (never over a run's manifest.json)
     atomic_write_json(out.with_name(out.name + ".manifest.json"), build_manifest(

@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -60,25 +62,103 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def strict_json(obj: Any, where: str = "", path: str = "") -> Any:
+    """``obj`` with every non-finite float (NaN, +-Infinity, which are not JSON) replaced by ``null``; each one is
+    reported on stderr naming ``where`` and its key path, so an undefined number is visible, never a parse error."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        print(f"warning: {where}: '{path or 'value'}' is {obj}; written as null", file=sys.stderr)
+        return None
+    if isinstance(obj, dict):
+        return {k: strict_json(v, where, f"{path}.{k}" if path else str(k)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v, where, f"{path}[{i}]") for i, v in enumerate(obj)]
+    return obj
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    """Write JSON (indented, UTF-8, keys in insertion order) atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Write strict JSON (indented, UTF-8, keys in insertion order; non-finite numbers as ``null``) atomically."""
+    text = json.dumps(strict_json(obj, str(path)), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
 
 
-@contextlib.contextmanager
-def atomic_output_dir(out: str | Path, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a fresh staging directory that replaces ``out`` only if the block finishes without error.
+def _within(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
 
-    Nothing half-written ever appears at ``out``: on an exception the staging directory is removed and ``out``
-    keeps whatever it held before.
+
+def check_output_dir(out: str | Path, overwrite: bool = False,
+                     inputs: Iterable[str | Path | None] = (), runs: Iterable[str | Path | None] = ()) -> Path:
+    """Refuse an ``--out`` that would destroy data the user did not ask to replace; returns ``out`` as a Path.
+
+    The rules every verb that writes a directory follows (see README, "Error contract"):
+
+    * ``out`` that exists and is not a directory is an error;
+    * a non-empty ``out`` is replaced only with ``overwrite`` (``--overwrite``);
+    * ``out`` never overlaps one of the command's ``inputs`` (data files or directories it reads): not the same
+      path, not a directory that holds an input, not a directory inside an input -- even with ``overwrite``;
+    * ``runs`` (run / model directories it reads) may hold ``out`` (``fintune eval RUN --out RUN/eval``), but ``out``
+      may not be the run itself nor a directory that holds it.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise FintuneError(f"{out}: exists and is not a directory", "choose another --out")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FintuneError(f"{out}: directory is not empty", "choose another --out or pass --overwrite")
+        raise FintuneError(f"--out {out}: exists and is not a directory", "choose another --out")
+    target = out.resolve()
+    for kind, paths in (("input", inputs), ("run", runs)):
+        for given in paths:
+            if given is None or str(given) == "" or not Path(str(given)).exists():
+                continue  # nothing there to destroy (hub ids, aliases, yfinance:DIR ... are not local paths)
+            src = Path(given).resolve()
+            if _within(src, target):
+                what = "is" if src == target else "holds"
+                raise FintuneError(f"--out {out}: {what} the {kind} {given}, which replacing it would delete",
+                                   "choose an --out outside the inputs (--overwrite never replaces an input)")
+            if kind == "input" and _within(target, src):
+                raise FintuneError(f"--out {out}: is inside the input {given}",
+                                   "choose an --out outside the inputs (--overwrite never writes into an input)")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FintuneError(f"--out {out}: directory is not empty", "choose another --out or pass --overwrite")
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+_STAGING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.(?:partial|old)$")
+
+
+def clean_stale_staging(out: str | Path) -> list[Path]:
+    """Remove hidden staging / trash folders of ``out`` left by a killed run (their process is gone)."""
+    out = Path(out)
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for entry in out.parent.iterdir():
+        m = _STAGING.match(entry.name)
+        if m and m["name"] == out.name and entry.is_dir() and not _pid_alive(int(m["pid"])):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out: str | Path, overwrite: bool = False, inputs: Iterable[str | Path | None] = (),
+                      runs: Iterable[str | Path | None] = ()) -> Iterator[Path]:
+    """Yield a fresh staging directory that replaces ``out`` only if the block finishes without error.
+
+    ``out`` is first checked by :func:`check_output_dir` (non-empty needs ``overwrite``; never an input). Nothing
+    half-written ever appears at ``out``: on an exception the staging directory is removed and ``out`` keeps
+    whatever it held before; staging folders left by a killed run are removed on the next run.
+    """
+    out = check_output_dir(out, overwrite, inputs, runs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    clean_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
     try:
         yield staging
@@ -86,8 +166,8 @@ def atomic_output_dir(out: str | Path, overwrite: bool = True) -> Iterator[Path]
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if out.exists():
-        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, trash)
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".old", dir=out.parent))
+        os.replace(out, trash / "old")
         os.replace(staging, out)
         shutil.rmtree(trash, ignore_errors=True)
     else:

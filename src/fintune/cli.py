@@ -14,9 +14,11 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from fintune import __version__
 from fintune.errors import FintuneError
+from fintune.redact import install_log_redaction, redact
 
 # Pipeline order; a verb is listed only once its module exists.
 VERBS = (
@@ -30,9 +32,17 @@ def available_verbs() -> list[str]:
     return [v for v in VERBS if importlib.util.find_spec(f"fintune.commands.{v}") is not None]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (``fintune eval: error: ... -- see fintune eval --help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the error on one line and exit 2 (argparse would print the whole usage first)."""
+        self.exit(2, f"{self.prog}: error: {redact(message)} -- see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per implemented verb."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="fintune",
         description="Adapt small language models to finance and prove what they are worth.",
     )
@@ -57,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    install_log_redaction()
     try:
         return int(args._run(args) or 0)
     except FintuneError as exc:
@@ -71,8 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"fintune {args.verb}: error: {type(exc).__name__}: {msg} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(redact(f"fintune {args.verb}: error: {type(exc).__name__}: {msg} (rerun with --debug for the "
+                     "traceback)"), file=sys.stderr)
         return 1
 
 

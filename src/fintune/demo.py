@@ -132,17 +132,19 @@ def demo_recipe(model: str, sources: list[dict[str, Any]], size: DemoSize, seed:
     return validate_recipe_dict(raw, "<demo recipe>")
 
 
-def _check_out(out: Path) -> None:
-    """Refuse to write into a non-empty directory that is not an earlier demo (the demo replaces its sub-runs)."""
-    if out.exists() and not out.is_dir():
-        raise FintuneError(f"--out {out}: exists and is not a directory", "choose another --out")
-    if out.is_dir() and any(out.iterdir()):
-        from fintune.artifacts import read_manifest
+def _check_out(out: Path, overwrite: bool = False, data: str | Path | None = None) -> None:
+    """Refuse a non-empty ``out`` that is not an earlier demo, an earlier demo without ``overwrite`` (the demo then
+    replaces its sub-runs), and an ``out`` that overlaps the ``--data`` folder."""
+    from fintune.artifacts import check_output_dir, read_manifest
 
+    check_output_dir(out, overwrite=True, inputs=[data])  # kind and overlap; emptiness is decided here
+    if out.is_dir() and any(out.iterdir()):
         manifest = read_manifest(out) if (out / "manifest.json").exists() else {}
         if manifest.get("stage") != "demo":
             raise FintuneError(f"--out {out}: directory is not empty and holds no earlier demo",
                                "choose an empty or new --out")
+        if not overwrite:
+            raise FintuneError(f"--out {out}: holds an earlier demo", "pass --overwrite to replace it")
 
 
 def _headlines(universe: list[dict[str, str]], n: int, day: str) -> list[dict[str, Any]]:
@@ -169,7 +171,7 @@ def company_signals(eval_dir: Path, out: Path) -> Path:
     kept = [p for p in preds if p.ticker]
     if not kept:
         raise FintuneError(f"{source}: no prediction names a ticker", "the backtest needs ticker and date per row")
-    with atomic_output_dir(out) as staging:
+    with atomic_output_dir(out, overwrite=True) as staging:
         write_jsonl(staging / "predictions.jsonl", kept)
         write_manifest(staging, "signals", recipe={"predictions": str(source), "rule": "keep rows with a ticker"},
                        data_hashes={str(source): sha256_file(source)}, parent=str(eval_dir),
@@ -218,7 +220,7 @@ def _real_sources(data: Path, size: DemoSize) -> tuple[list[dict[str, Any]], Pat
 def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quick: bool = False,
              model: str = DEFAULT_MODEL, gguf: str | Path | None = None, seed: int = 0,
              max_steps: int | None = None, n_examples: int | None = None, size: DemoSize | None = None,
-             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+             log: Callable[[str], None] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run the whole pipeline into ``out`` and return the summary (key numbers, timings, report path).
 
     Args:
@@ -247,7 +249,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     if size.max_steps < 1 or size.n_examples < 30:
         raise FintuneError("demo: need max_steps >= 1 and n_examples >= 30")
     out = Path(out)
-    _check_out(out)
+    _check_out(out, overwrite, data)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -293,7 +295,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     train_dir = out / "train"
     if train_dir.exists():
         shutil.rmtree(train_dir)  # an earlier demo's run; train_sft refuses to mix checkpoints of two runs
-    with atomic_output_dir(train_dir) as staging:
+    with atomic_output_dir(train_dir, overwrite=True) as staging:
         training = train_sft(recipe, out=staging)
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)  # the final adapter is saved at the top
     done()
@@ -303,7 +305,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     done = _step(log, timings, cpu, "eval", 5, total, "evaluating vs zero-shot, TF-IDF and majority baselines")
     evals: dict[str, dict[str, Any]] = {}
     common = {"bootstrap_samples": size.bootstrap_samples, "seed": seed, "limit": size.eval_limit,
-              "batch_size": 16}
+              "batch_size": 16, "overwrite": True}
     evals["finetuned"] = run_eval(str(train_dir), data_dir, out / "eval" / "finetuned", mode="score", **common)
     evals["zero_shot"] = run_eval(str(train_dir), data_dir, out / "eval" / "zero_shot", mode="score",
                                   baseline="zero-shot", **common)
@@ -320,7 +322,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
         universe = [{"name": n, "ticker": t} for n, t in (("Acme Industrial", "ACME"), ("Borealis Bank", "BORB"),
                                                           ("Cobalt Foods", "CBLT"))]
     day = time.strftime("%Y-%m-%d")
-    with atomic_output_dir(out / "analyze") as staging:
+    with atomic_output_dir(out / "analyze", overwrite=True) as staging:
         write_jsonl(staging / "headlines.jsonl", _headlines(universe, size.analyze_headlines, day))
         analyzed = analyze_file(analyzer, staging / "headlines.jsonl", staging / "predictions.jsonl",
                                 progress=False)
@@ -330,6 +332,8 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     done()
 
     bt_metrics: dict[str, Any] | None = None
+    if (out / "backtest").is_dir():
+        shutil.rmtree(out / "backtest")  # an earlier demo's backtest (the demo owns its sub-runs)
     done = _step(log, timings, cpu, "backtest", 7, total, "backtesting the test-split predictions")
     if prices_dir is not None and data is None:
         from fintune.backtest.report import run_backtest_to_dir
@@ -346,7 +350,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
         from fintune.backtest.strategies import StrategyConfig
 
         analyzer = Analyzer.load(str(train_dir), calibration=str(out / "eval" / "finetuned"))
-        with atomic_output_dir(out / "signals") as staging:
+        with atomic_output_dir(out / "signals", overwrite=True) as staging:
             write_jsonl(staging / "tweets.jsonl", stocknet_items(prices_dir.parent, max(10, size.n_examples // 10)))
             tweets = analyze_file(analyzer, staging / "tweets.jsonl", staging / "predictions.jsonl")
             write_manifest(staging, "analyze", recipe={"input": "tweets.jsonl", "run": str(train_dir),
@@ -367,7 +371,8 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     # only this demo's runs: a synth/ left by an earlier synthetic demo is not part of a real-data one
     runs = [p for p in (out / "synth" if data is None else None, data_dir, train_dir, out / "eval", out / "analyze",
                         out / "signals", out / "backtest") if p is not None and p.is_dir()]
-    report = build_report(runs, out / "report", title="fintune demo", bootstrap_samples=size.bootstrap_samples)
+    report = build_report(runs, out / "report", title="fintune demo", bootstrap_samples=size.bootstrap_samples,
+                          overwrite=True)
     done()
 
     ft = evals["finetuned"]

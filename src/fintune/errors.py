@@ -2,7 +2,8 @@
 
 Every expected failure (bad input, missing file, invalid recipe, unknown label, ...) raises :class:`FintuneError`
 with a single-line message saying what went wrong, where (file:line, row/column or key path) and how to fix it.
-The CLI prints that line and exits non-zero; ``--debug`` shows the traceback instead.
+The CLI prints that line and exits non-zero; ``--debug`` shows the traceback instead. Secrets are redacted
+(:func:`fintune.redact.redact`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ class FintuneError(Exception):
     """
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        self.message = message.strip().replace("\n", " ")
-        self.hint = hint.strip().replace("\n", " ") if hint else None
+        from fintune.redact import redact  # no secret in any message (API keys, tokens, token= query values)
+
+        self.message = redact(message.strip().replace("\n", " "))
+        self.hint = redact(hint.strip().replace("\n", " ")) if hint else None
         super().__init__(self.one_line())
 
     def one_line(self) -> str:

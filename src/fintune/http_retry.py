@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from fintune.redact import redact
+
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """Statuses worth another try: timeouts, conflicts, rate limits and server errors."""
 
@@ -38,11 +40,11 @@ def send_with_retries(send: Callable[[], Any], max_retries: int, backoff_seconds
         try:
             resp = send()
         except httpx.TransportError as exc:
-            last = f"{type(exc).__name__}: {exc}"
+            last = redact(f"{type(exc).__name__}: {exc}")
             continue
         if resp.status_code not in retryable:
             return resp, last
-        last = f"HTTP {resp.status_code} {resp.text[:160].replace(chr(10), ' ')}"
+        last = redact(f"HTTP {resp.status_code} {resp.text[:160].replace(chr(10), ' ')}")
         retry_after = resp.headers.get("retry-after", "")
         if retry_after.replace(".", "", 1).isdigit():
             time.sleep(min(60.0, float(retry_after)))

@@ -94,7 +94,7 @@ def convert_gguf(gguf: Path, out: Path, progress: bool = True) -> Path:
                  else AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name))
     if getattr(model.config, "quantization_config", None) is not None:
         del model.config.quantization_config
-    with atomic_output_dir(out) as staging:
+    with atomic_output_dir(out, overwrite=True) as staging:  # the alias cache, rebuilt on --force
         model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
         from fintune.artifacts import write_manifest
@@ -122,7 +122,7 @@ def _try_hub(alias: Alias, out: Path) -> Path | None:
 
         from fintune.artifacts import atomic_output_dir
 
-        with atomic_output_dir(out) as staging:
+        with atomic_output_dir(out, overwrite=True) as staging:
             snapshot_download(alias.hub_id, local_dir=str(staging),
                               allow_patterns=["*.json", "*.safetensors", "*.txt", "*.jinja", "*.model"])
         return out
@@ -298,20 +298,22 @@ def _bnb_4bit_checkpoint(config: Any) -> bool:
     return quant.get("quant_method") == "bitsandbytes" and bool(quant.get("load_in_4bit"))
 
 
-def save_quantized(name_or_path: str, out: str | Path, quant_type: str = "nf4", double_quant: bool = True) -> Path:
+def save_quantized(name_or_path: str, out: str | Path, quant_type: str = "nf4", double_quant: bool = True,
+                   overwrite: bool = False) -> Path:
     """Write a 4-bit bitsandbytes copy of a model (and its tokenizer) to ``out``; returns ``out``.
 
     QLoRA from such a checkpoint reads ~1/7 of the float32 bytes: quantizing on load reads every float32 weight
     through the memory-mapped checkpoint first, which on a CPU stays resident as page cache (BENCHMARKS.md measures
     both). The copy is written into a staging directory and renamed, so an interrupted run leaves nothing half-made.
     """
-    from fintune.artifacts import atomic_output_dir
+    from fintune.artifacts import atomic_output_dir, check_output_dir
     from fintune.recipe import Recipe
 
+    check_output_dir(out, overwrite, runs=[name_or_path])  # before loading the model
     recipe = Recipe(model_name_or_path=str(name_or_path), method="qlora", bnb_4bit_quant_type=quant_type,
                     bnb_4bit_use_double_quant=double_quant)
     model, tokenizer = load_model_and_tokenizer(name_or_path, dtype="auto", method="qlora", recipe=recipe)
-    with atomic_output_dir(out, overwrite=False) as staging:
+    with atomic_output_dir(out, overwrite, runs=[name_or_path]) as staging:
         model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
     return Path(out)
@@ -444,19 +446,20 @@ def load_for_inference(run_or_model: str, dtype: str = "auto") -> tuple[Any, Any
     return model, tokenizer, info
 
 
-def merge_run(run: str | Path, out: str | Path, dtype: str = "auto") -> Path:
+def merge_run(run: str | Path, out: str | Path, dtype: str = "auto", overwrite: bool = False) -> Path:
     """Merge a run's adapter into its base and write a plain HF model directory (+ tokenizer, manifest)."""
-    from fintune.artifacts import atomic_output_dir, write_manifest
+    from fintune.artifacts import atomic_output_dir, check_output_dir, write_manifest
 
     run = Path(run)
     if not is_adapter_dir(run):
         raise FintuneError(f"{run}: no adapter_config.json", "give a LoRA/QLoRA run directory from fintune train")
+    check_output_dir(out, overwrite, runs=[run])  # before loading the model
     model, tokenizer, info = load_for_inference(str(run), dtype=dtype)
     manifest = info.manifest
     if manifest is not None and (manifest.recipe or {}).get("method") == "qlora":
         print("note: merging a QLoRA adapter into the full-precision base", file=sys.stderr)
     merged = model.merge_and_unload()
-    with atomic_output_dir(out) as staging:
+    with atomic_output_dir(out, overwrite, runs=[run]) as staging:
         merged.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
         spec = info.spec

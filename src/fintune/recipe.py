@@ -17,10 +17,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fintune.errors import FintuneError
+from fintune.yamlio import load_yaml, load_yaml_text
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -32,7 +32,8 @@ SourceName = Literal[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `.inf` epochs or a `.nan` learning rate are errors, like any other out-of-range number
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SourceConfig(_Strict):
@@ -77,7 +78,7 @@ class SplitConfig(_Strict):
         "stratified"
     test_size: float = Field(0.25, ge=0.0, lt=1.0)
     val_size: float = Field(0.0, ge=0.0, lt=1.0)
-    seed: int = 42
+    seed: int = Field(42, ge=0)
     cutoff_date: str | None = Field(None, description="chronological: test = dates on/after this day")
 
 
@@ -171,7 +172,7 @@ class Recipe(_Strict):
     lr_scheduler_type: str = "cosine"
     optim: str = "adamw_torch"
     num_train_epochs: float = Field(1.0, gt=0.0)
-    max_steps: int = -1
+    max_steps: int = Field(-1, ge=-1, description="-1 = train for num_train_epochs")
     max_seq_length: int = Field(512, ge=8)
     packing: bool = True
     group_by_length: bool = False
@@ -188,7 +189,7 @@ class Recipe(_Strict):
     load_best_model_at_end: bool = False
     report_to: list[Literal["none", "tensorboard", "wandb", "mlflow"]] | Literal[
         "none", "tensorboard", "wandb", "mlflow"] = "none"
-    seed: int = 42
+    seed: int = Field(42, ge=0)
     output_dir: str | None = None
 
     data: DataConfig = Field(default_factory=DataConfig)
@@ -250,8 +251,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key.strip():
         raise FintuneError(f"--set {item!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = load_yaml_text(raw, f"--set {key.strip()}") if raw.strip() else ""
+    except FintuneError as exc:
+        if "invalid YAML" not in exc.message:  # size / duplicate-key errors stand; unparsable text is a string
+            raise
         value = raw
     return key.strip().split("."), value
 
@@ -268,6 +271,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
                 except (ValueError, IndexError):
                     raise FintuneError(f"--set {item}: '{'.'.join(keys[:i + 1])}' is not a valid list index") from None
                 continue
+            if not isinstance(node, dict):
+                raise FintuneError(f"--set {item}: '{'.'.join(keys[:i])}' is {_kind(node)}, not a mapping",
+                                   f"set '{'.'.join(keys[:i])}' itself, e.g. --set {'.'.join(keys[:i])}=VALUE")
             nxt = node.get(k)
             if nxt is None:
                 nxt = node[k] = {}
@@ -278,9 +284,17 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
                 node[int(last)] = value
             except (ValueError, IndexError):
                 raise FintuneError(f"--set {item}: '{last}' is not a valid list index") from None
-        else:
+        elif isinstance(node, dict):
             node[last] = value
+        else:
+            parent = ".".join(keys[:-1])
+            raise FintuneError(f"--set {item}: '{parent}' is {_kind(node)}, not a mapping",
+                               f"set '{parent}' itself, e.g. --set {parent}=VALUE")
     return raw
+
+
+def _kind(value: Any) -> str:
+    return f"a {type(value).__name__} ({value!r})"
 
 
 def resolve_recipe_path(name_or_path: str | Path) -> Path:
@@ -327,15 +341,11 @@ def expand_env(value: Any) -> Any:
 def load_recipe_dict(path: str | Path) -> dict[str, Any]:
     """Read a recipe YAML file into a dict (``${VAR:-default}`` expanded), with a one-line error for bad YAML."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark, ctx = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        opened = f", in the construct started on line {ctx.line + 1}" if ctx and mark and ctx.line != mark.line else ""
-        raise FintuneError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)}{opened})") from None
-    except UnicodeDecodeError:
-        raise FintuneError(f"{path}: not UTF-8 text") from None
+    if path.is_dir():
+        names = sorted(p.name for p in path.glob("*.yaml"))[:3]
+        raise FintuneError(f"{path}: is a directory, not a recipe file",
+                           f"give a .yaml file{' such as ' + str(path / names[0]) if names else ''}")
+    raw = load_yaml(path)
     if raw is None:
         raise FintuneError(f"{path}: empty recipe")
     if not isinstance(raw, dict):

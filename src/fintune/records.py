@@ -7,6 +7,7 @@ name ``file:line`` and the field.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
+
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+"""Largest CSV field fintune reads (16 MiB): Python's default of 128 KiB rejects long articles and filings."""
+csv.field_size_limit(CSV_FIELD_LIMIT)
 
 INVALID = "invalid"
 """The label of a model output that did not parse. Never mapped to a class, never dropped."""
@@ -128,7 +133,14 @@ def record_from_dict(cls: type, row: dict[str, Any], where: str) -> Any:
     row = dict(row)
     row["id"] = str(row["id"])
     if cls is Example and not isinstance(row["text"], str):
-        raise FintuneError(f"{where}: field 'text' must be a string")
+        raise FintuneError(f"{where}: field 'text' must be a string, got {type(row['text']).__name__} "
+                           f"{str(row['text'])[:40]!r}", "quote the text")
+    for name in ("label", "ticker", "date", "gold", "source", "raw_output"):
+        if name in row and row[name] is not None and not isinstance(row[name], str):
+            raise FintuneError(f"{where}: field '{name}' must be a string, got {type(row[name]).__name__} "
+                               f"{row[name]!r}", f"quote it, e.g. \"{name}\": \"{row[name]}\"")
+    if "extra" in row and row["extra"] is not None and not isinstance(row["extra"], dict):
+        raise FintuneError(f"{where}: field 'extra' must be an object")
     if cls is Prediction:
         row["confidence"] = _check_number(row.get("confidence"), where, "confidence")
         row["expected_move"] = _check_number(row.get("expected_move"), where, "expected_move")
@@ -142,26 +154,66 @@ def record_from_dict(cls: type, row: dict[str, Any], where: str) -> Any:
 
 def write_jsonl(path: str | Path, records: Iterable[Example | Prediction | dict[str, Any]]) -> int:
     """Write records as JSONL atomically (temp file + rename); returns the number written."""
-    from fintune.artifacts import atomic_write_text
+    from fintune.artifacts import atomic_write_text, strict_json
 
-    lines = [json.dumps(r if isinstance(r, dict) else r.to_dict(), ensure_ascii=False) for r in records]
+    lines = [json.dumps(strict_json(r if isinstance(r, dict) else r.to_dict(), f"{path} row {i}"),
+                        ensure_ascii=False, allow_nan=False) for i, r in enumerate(records)]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
     return len(lines)
 
 
+def check_strings(value: Any, where: str, field_path: str = "") -> None:
+    """Raise naming ``where`` and the field when a string (at any depth) holds a lone UTF-16 surrogate
+    (JSON ``"\\ud800"``), which no UTF-8 output can carry, or a number is not finite (JSON ``NaN``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FintuneError(f"{where}: field '{field_path or 'value'}' is {value}", "give a finite number or null")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            name = field_path or "value"
+            raise FintuneError(f"{where}: field '{name}' holds a lone surrogate {value[exc.start]!r} at character "
+                               f"{exc.start}", "fix the \\uD8xx escape (a broken emoji?) or remove the character") \
+                from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_strings(k, where, field_path or "key")
+            check_strings(v, where, f"{field_path}.{k}" if field_path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_strings(v, where, f"{field_path}[{i}]")
+
+
+def decode_line(raw: bytes, path: str | Path, lineno: int) -> str:
+    """One line of a UTF-8 file as text; invalid bytes are a one-line error naming the file, line and byte."""
+    try:
+        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise FintuneError(f"{path}:{lineno}: not valid UTF-8 (byte {exc.start + 1} of the line: "
+                           f"{raw[exc.start:exc.start + 1]!r})", "re-save the file as UTF-8") from None
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line; a bad line raises naming ``file:line``."""
+    """Yield ``(line_number, object)`` for each non-blank line; a bad line raises naming ``file:line``.
+
+    Invalid UTF-8, invalid JSON, non-finite numbers (``NaN``, ``Infinity``) and lone surrogates are errors.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise FintuneError(f"{path}: is a directory, not a JSONL file")
     if not path.exists():
         raise FintuneError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = decode_line(raw, path, lineno)
             if not line.strip():
                 continue
             try:
-                yield lineno, json.loads(line)
+                obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise FintuneError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            check_strings(obj, f"{path}:{lineno}")
+            yield lineno, obj
 
 
 def read_examples(path: str | Path) -> list[Example]:

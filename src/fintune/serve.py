@@ -5,28 +5,32 @@ Endpoints: ``POST /v1/analyze``, ``POST /v1/analyze/batch``, ``GET /v1/model``, 
 empty text, too long text, too many items -> 422 with a one-line ``error``); malformed JSON -> 400; bodies over
 the size limit -> 413 (checked on ``Content-Length`` and on the bytes actually streamed).
 
-Concurrent requests are batched: each request puts its item on a queue and awaits a future; one worker thread
-takes up to ``max_batch`` items, waiting at most ``wait_ms`` for more after the first, and runs ONE batched
-forward. On SIGTERM uvicorn stops accepting, lets in-flight requests finish, then the batcher drains its queue.
+Concurrent requests are micro-batched: each request puts its items on a queue and awaits futures; one worker
+thread takes up to ``max_batch`` items, waiting at most ``wait_ms`` for more after the first, and runs ONE batched
+predictor call (:func:`model_call`). The queue is bounded (``max_queue`` items queued or running): past it a request
+gets 503 with ``Retry-After``. Work for a client that disconnected is cancelled before it reaches the model. On
+SIGTERM uvicorn stops accepting, lets in-flight requests finish, then the batcher drains its queue.
 
-An optional bearer token (``$FINTUNE_API_TOKEN``) protects ``/v1/*``; it is compared in constant time and never
-logged. ``/healthz`` stays open for load balancers.
+An optional bearer token (``$FINTUNE_API_TOKEN``) protects ``/v1/*`` and, unless ``open_docs``, ``/docs``,
+``/redoc`` and ``/openapi.json``. It is checked by an ASGI middleware before any body is read or parsed (a malformed
+body without a token is 401, not 400), compared in constant time and never logged. ``/healthz`` stays open for
+load balancers.
 """
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fintune.analyze import AnalyzeItem, Analyzer, public_result
+from fintune.batching import MAX_QUEUE, DynamicBatcher, QueueFull
 from fintune.errors import FintuneError
+from fintune.redact import install_log_redaction
+from fintune.serve_asgi import BearerAuth, BodySizeLimit
 
 TOKEN_ENV = "FINTUNE_API_TOKEN"
 MAX_BODY_BYTES = 256 * 1024
@@ -45,144 +49,8 @@ class ServeConfig:
     max_text_chars: int = MAX_TEXT_CHARS
     max_batch_items: int = MAX_BATCH_ITEMS
     token: str | None = None
-
-
-class _Job:
-    __slots__ = ("explain", "future", "item", "loop")
-
-    def __init__(self, item: AnalyzeItem, explain: bool, future: asyncio.Future, loop: asyncio.AbstractEventLoop):
-        self.item, self.explain, self.future, self.loop = item, explain, future, loop
-
-
-_STOP = object()
-
-
-def _resolve(job: _Job, value: Any, error: BaseException | None) -> None:
-    def apply() -> None:
-        if job.future.done():  # the client went away and the request was cancelled
-            return
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(value)
-
-    job.loop.call_soon_threadsafe(apply)
-
-
-class DynamicBatcher:
-    """Collects concurrent requests into batches for one worker thread that owns the model.
-
-    Args:
-        predict: ``(prepared_items, explain) -> predictions`` (one batched forward).
-        prepare: ``item -> prepared item``; raising :class:`FintuneError` fails only that request.
-        max_batch: most items per forward; ``1`` is one-at-a-time serving.
-        wait_ms: after the first item, how long to wait for more before running the batch.
-    """
-
-    def __init__(self, predict: Callable[[list[Any], bool], list[Any]], prepare: Callable[[AnalyzeItem], Any],
-                 max_batch: int = 32, wait_ms: float = 5.0) -> None:
-        if max_batch < 1:
-            raise FintuneError(f"--max-batch {max_batch}: must be at least 1")
-        if wait_ms < 0:
-            raise FintuneError(f"--wait-ms {wait_ms}: must be >= 0")
-        self._predict, self._prepare = predict, prepare
-        self.max_batch, self.wait_s = max_batch, wait_ms / 1000.0
-        self._queue: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
-        self._closed = False
-        self._thread = threading.Thread(target=self._worker, name="fintune-batcher", daemon=True)
-        self.batches = 0
-        self.items = 0
-        self.max_seen = 0
-        self.in_flight = 0  # items submitted and not answered yet
-
-    def start(self) -> "DynamicBatcher":
-        """Start the worker thread."""
-        self._thread.start()
-        return self
-
-    async def submit(self, item: AnalyzeItem, explain: bool = False) -> Any:
-        """Queue one item and wait for its prediction (errors of this item are raised here)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("server is shutting down")
-            self._queue.put(_Job(item, explain, future, loop))
-            self.in_flight += 1
-        try:
-            return await future
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def close(self, timeout: float | None = None) -> None:
-        """Stop taking work, finish everything already queued, and join the worker."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._queue.put(_STOP)
-        self._thread.join(timeout)
-
-    def stats(self) -> dict[str, Any]:
-        """Batches run, items served and in flight, mean and largest batch size."""
-        return {"batches": self.batches, "items": self.items, "in_flight": self.in_flight,
-                "max_batch_seen": self.max_seen,
-                "mean_batch": round(self.items / self.batches, 3) if self.batches else None,
-                "max_batch": self.max_batch, "wait_ms": self.wait_s * 1000.0}
-
-    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
-        batch, stop = [first], False
-        deadline = time.monotonic() + self.wait_s
-        while len(batch) < self.max_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is _STOP:
-                stop = True
-                break
-            batch.append(job)
-        return batch, stop
-
-    def _worker(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch, stop = self._collect(first)
-            for explain in (False, True):
-                jobs = [j for j in batch if j.explain == explain]
-                if jobs:
-                    self._run(jobs, explain)
-
-    def _run(self, jobs: list[_Job], explain: bool) -> None:
-        ready, prepared = [], []
-        for job in jobs:
-            try:
-                prepared.append(self._prepare(job.item))
-                ready.append(job)
-            except FintuneError as exc:
-                _resolve(job, None, exc)
-            except Exception as exc:  # a bug for one input must not take the batch down
-                _resolve(job, None, exc)
-        if not ready:
-            return
-        try:
-            preds = self._predict(prepared, explain)
-        except Exception as exc:
-            log.exception("batch of %d failed", len(ready))
-            for job in ready:
-                _resolve(job, None, exc)
-            return
-        self.batches += 1
-        self.items += len(ready)
-        self.max_seen = max(self.max_seen, len(ready))
-        for job, pred in zip(ready, preds, strict=True):
-            _resolve(job, pred, None)
+    max_queue: int = MAX_QUEUE
+    open_docs: bool = False
 
 
 # ---------------------------------------------------------------- the app
@@ -259,9 +127,22 @@ def _one_line(errors: list[dict[str, Any]]) -> str:
     return f"{loc}: {msg}{more}"
 
 
+def model_call(engine: Any, prepared: list[Any], explain: bool) -> list[Any]:
+    """The server's ONE call into the model: a batch of prepared items -> predictions, in order."""
+    return engine.predict_prepared(prepared, explain=explain)
+
+
+async def _until_disconnect(receive: Callable) -> None:
+    """Return when the client closes the connection (after the body was read, ``receive`` waits for that)."""
+    while True:
+        message = await receive()
+        if message.get("type") == "http.disconnect":
+            return
+
+
 def create_app(analyzer: Analyzer, cfg: ServeConfig | None = None, backend: Any = None) -> Any:
     """The FastAPI app serving ``analyzer`` (the batcher starts and drains with the app's lifespan)."""
-    from fastapi import Depends, FastAPI, Request
+    from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -270,11 +151,15 @@ def create_app(analyzer: Analyzer, cfg: ServeConfig | None = None, backend: Any 
     AnalyzeRequest, _, BatchRequest = _request_models(cfg)
     AnalyzeResponse, BatchResponse = _result_model()
     engine = backend or analyzer
-    batcher = DynamicBatcher(lambda items, explain: engine.predict_prepared(items, explain=explain),
-                             engine.prepare, max_batch=cfg.max_batch, wait_ms=cfg.wait_ms)
+    if cfg.max_queue < cfg.max_batch_items:
+        raise FintuneError(f"--max-queue {cfg.max_queue}: smaller than --max-batch-items {cfg.max_batch_items}",
+                           "a full batch request must fit in the queue")
+    batcher = DynamicBatcher(lambda items, explain: model_call(engine, items, explain), engine.prepare,
+                             max_batch=cfg.max_batch, wait_ms=cfg.wait_ms, max_queue=cfg.max_queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
+        install_log_redaction()  # after uvicorn configured its loggers: no secret in any log line
         batcher.start()
         log.info("serving %s (%s mode, max_batch=%d, wait_ms=%.1f, auth=%s)", analyzer.model_name, analyzer.mode,
                  cfg.max_batch, cfg.wait_ms, "on" if cfg.token else "off")
@@ -287,6 +172,7 @@ def create_app(analyzer: Analyzer, cfg: ServeConfig | None = None, backend: Any 
                   description="Financial text analysis with a fine-tuned small language model.")
     app.state.batcher = batcher
     app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(BearerAuth, token=cfg.token, open_docs=cfg.open_docs)  # added last = runs first
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -303,60 +189,68 @@ def create_app(analyzer: Analyzer, cfg: ServeConfig | None = None, backend: Any 
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
-    def require_token(request: Request) -> None:
-        if not cfg.token:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), cfg.token.encode()):
-            from fastapi import HTTPException
-
-            raise HTTPException(401, detail="missing or wrong bearer token (Authorization: Bearer <token>)",
-                                headers={"WWW-Authenticate": "Bearer"})
-
     def _item(req: Any, where: str) -> AnalyzeItem:
         return AnalyzeItem(text=req.text, id=req.id or "", ticker=req.ticker.upper() if req.ticker else None,
                            date=req.date, where=where)
 
-    async def _analyze(items: list[AnalyzeItem], explain: bool) -> list[dict[str, Any]] | JSONResponse:
+    async def _analyze(items: list[AnalyzeItem], explain: bool, request: Request
+                       ) -> list[dict[str, Any]] | JSONResponse:
         try:
-            preds = await asyncio.gather(*(batcher.submit(i, explain) for i in items))
-        except FintuneError as exc:
-            return JSONResponse({"error": exc.one_line()}, status_code=422)
+            jobs = batcher.enqueue(items, explain)
+        except QueueFull as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
         except RuntimeError as exc:
             return JSONResponse({"error": str(exc)}, status_code=503)
+        work = asyncio.gather(*(j.future for j in jobs))
+        watch = asyncio.ensure_future(_until_disconnect(request.receive))
+        try:
+            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():  # the client went away: drop its items before they reach the model
+                batcher.cancel(jobs)
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work
+                return JSONResponse({"error": "client disconnected"}, status_code=499)
+            preds = work.result()
+        except FintuneError as exc:
+            batcher.cancel(jobs)
+            return JSONResponse({"error": exc.one_line()}, status_code=422)
+        except asyncio.CancelledError:  # the server cancelled this request (shutdown)
+            batcher.cancel(jobs)
+            raise
+        finally:
+            watch.cancel()
         return [public_result(p, analyzer) for p in preds]
 
-    @app.post("/v1/analyze", response_model=AnalyzeResponse, dependencies=[Depends(require_token)],
-              responses={400: {}, 401: {}, 413: {}, 422: {}})
-    async def analyze(req: AnalyzeRequest) -> Any:
+    @app.post("/v1/analyze", response_model=AnalyzeResponse, responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}})
+    async def analyze(req: AnalyzeRequest, request: Request) -> Any:
         """Analyse one text: label, probabilities, (calibrated) confidence, expected move, optional analysis."""
         t0 = time.perf_counter()
-        out = await _analyze([_item(req, "text")], req.explain)
+        out = await _analyze([_item(req, "text")], req.explain, request)
         if isinstance(out, JSONResponse):
             return out
         result = out[0]
         result["latency_ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
         return result
 
-    @app.post("/v1/analyze/batch", response_model=BatchResponse, dependencies=[Depends(require_token)],
-              responses={400: {}, 401: {}, 413: {}, 422: {}})
-    async def analyze_batch(req: BatchRequest) -> Any:
+    @app.post("/v1/analyze/batch", response_model=BatchResponse,
+              responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}})
+    async def analyze_batch(req: BatchRequest, request: Request) -> Any:
         """Analyse up to the batch limit of texts in one request (results in request order)."""
         t0 = time.perf_counter()
         items = [_item(it, f"items[{k}].text") for k, it in enumerate(req.items)]
-        out = await _analyze(items, req.explain)
+        out = await _analyze(items, req.explain, request)
         if isinstance(out, JSONResponse):
             return out
         return {"results": out, "latency_ms": round((time.perf_counter() - t0) * 1000.0, 3)}
 
-    @app.get("/v1/model", dependencies=[Depends(require_token)])
+    @app.get("/v1/model")
     async def model_info() -> dict[str, Any]:
         """What is served (labels, format, template, calibration), the limits and batching statistics."""
         return {**analyzer.describe(), "backend": "vllm" if analyzer.predictor.backend.name == "vllm" else "hf",
                 "limits": {"max_body_bytes": cfg.max_body_bytes, "max_text_chars": cfg.max_text_chars,
-                           "max_batch_items": cfg.max_batch_items},
-                "batching": batcher.stats(), "auth": bool(cfg.token)}
+                           "max_batch_items": cfg.max_batch_items, "max_queue": cfg.max_queue},
+                "batching": batcher.stats(), "auth": bool(cfg.token), "docs_open": cfg.open_docs or not cfg.token}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -373,71 +267,6 @@ def _version() -> str:
     from fintune import __version__
 
     return __version__
-
-
-def _body_too_large(message: str) -> Exception:
-    """An HTTPException(413): FastAPI turns any other exception raised while reading a body into a 400."""
-    from starlette.exceptions import HTTPException
-
-    return HTTPException(413, detail=message)
-
-
-class BodySizeLimit:
-    """ASGI middleware: 413 when ``Content-Length`` or the streamed body exceeds ``max_bytes``."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def _reject(self, send: Any, message: str, status: int = 413) -> None:
-        import json
-
-        body = json.dumps({"error": message}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        """Check the declared size, then count the bytes as they are read."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = f"request body larger than {self.max_bytes} bytes"
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None:
-            try:
-                size = int(declared)
-            except ValueError:
-                await self._reject(send, "invalid Content-Length header", 400)
-                return
-            if size > self.max_bytes:
-                await self._reject(send, f"{limit} ({size} bytes)")
-                return
-        seen, started = 0, False
-
-        async def counted() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _body_too_large(f"{limit} (streamed)")
-            return message
-
-        async def tracked(message: dict) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        from starlette.exceptions import HTTPException
-
-        try:
-            await self.app(scope, counted, tracked)
-        except HTTPException as exc:  # raised while a body was read outside a route (no handler caught it)
-            if started or exc.status_code != 413:
-                raise
-            await self._reject(send, str(exc.detail))
 
 
 # ---------------------------------------------------------------- backends and entry point
@@ -457,10 +286,32 @@ def load_backend(name: str, analyzer: Analyzer) -> Any:
     raise FintuneError(f"--backend {name!r}: unknown backend", "use hf or vllm")
 
 
+def check_serve_inputs(host: str, port: int, calibration: str | None) -> None:
+    """Everything ``serve`` can check before loading the model: the calibration file and a bindable address."""
+    import socket
+
+    if calibration and not os.path.exists(calibration):
+        raise FintuneError(f"--calibration {calibration}: not found",
+                           "give a calibration.json or a `fintune eval` output directory")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FintuneError(f"--host {host}: cannot resolve ({exc.strerror})") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise FintuneError(f"--host {host} --port {port}: cannot listen ({exc.strerror})",
+                               "the port is in use or needs privileges: choose another --port") from None
+
+
 def serve(run_or_model: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 32, wait_ms: float = 5.0,
           batch_size: int | None = None, dtype: str = "auto", backend: str = "hf", calibration: str | None = None,
           max_body_bytes: int = MAX_BODY_BYTES, max_text_chars: int = MAX_TEXT_CHARS,
-          max_batch_items: int = MAX_BATCH_ITEMS, log_level: str = "info", threads: int | None = None) -> None:
+          max_batch_items: int = MAX_BATCH_ITEMS, log_level: str = "info", threads: int | None = None,
+          max_queue: int = MAX_QUEUE, open_docs: bool = False) -> None:
     """Load the model once and serve it with uvicorn until SIGINT/SIGTERM (graceful: in-flight requests finish).
 
     ``threads``: torch intra-op threads on CPU (default: all cores but one, which the event loop needs; torch's
@@ -473,14 +324,17 @@ def serve(run_or_model: str, host: str = "127.0.0.1", port: int = 8000, max_batc
         torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) - 1))
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     if backend == "vllm":  # fail before spending a minute loading weights
         load_backend("vllm", None)  # type: ignore[arg-type]
+    check_serve_inputs(host, port, calibration)
     token = os.environ.get(TOKEN_ENV) or None
     analyzer = Analyzer.load(run_or_model, dtype=dtype, batch_size=batch_size or max_batch, calibration=calibration,
                              backend="vllm" if backend == "vllm" else "torch")
     engine = load_backend(backend, analyzer)
     cfg = ServeConfig(max_batch=max_batch, wait_ms=wait_ms, max_body_bytes=max_body_bytes,
-                      max_text_chars=max_text_chars, max_batch_items=max_batch_items, token=token)
+                      max_text_chars=max_text_chars, max_batch_items=max_batch_items, token=token,
+                      max_queue=max_queue, open_docs=open_docs)
     app = create_app(analyzer, cfg, backend=engine)
     # A long keep-alive: a client pool reuses its connections, and when a busy CPU delays the event loop past a short
     # keep-alive timer the server would close a connection that already carries the next request.

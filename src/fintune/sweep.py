@@ -34,17 +34,12 @@ MINIMIZE = ("eval_loss", "invalid_rate")
 
 def load_space(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read and validate a search-space YAML; errors name the file and the key."""
-    import yaml
+    from fintune.yamlio import load_yaml
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FintuneError(f"--space {path}: file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FintuneError(f"{path}:{mark.line + 1 if mark else 1}: invalid YAML") from None
-    return validate_space(raw, str(path))
+    return validate_space(load_yaml(path), str(path))
 
 
 def validate_space(raw: Any, where: str = "<space>") -> dict[str, dict[str, Any]]:
@@ -171,9 +166,24 @@ def run_trial(recipe: Any, params: dict[str, Any], run_dir: Path, metric: str, t
         k: metrics[k] for k in ("accuracy", "f1_weighted", "f1_macro", "mcc", "invalid_rate") if k in metrics}}
 
 
+def _sweep_dir(recipe: Any, out: str | Path, overwrite: bool) -> Path:
+    """A new or earlier sweep directory (resumed); anything else non-empty needs ``overwrite`` (which empties it)."""
+    import shutil
+
+    from fintune.artifacts import check_output_dir
+    from fintune.data.prepare import source_paths
+
+    out = Path(out)
+    resumable = (out / "study.db").is_file() and not overwrite
+    check_output_dir(out, overwrite or resumable, inputs=source_paths(recipe), runs=[recipe.model_name_or_path])
+    if overwrite and out.is_dir() and any(out.iterdir()):
+        shutil.rmtree(out)
+    return out
+
+
 def run_sweep(recipe: Any, space: dict[str, dict[str, Any]], out: str | Path, trials: int,
               metric: str = "f1_weighted", sampler: str = "tpe", seed: int = 42, study_name: str | None = None,
-              eval_limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+              eval_limit: int | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) a study of ``trials`` more trials; returns the summary written to ``OUT/best.json``.
 
     Args:
@@ -194,7 +204,7 @@ def run_sweep(recipe: Any, space: dict[str, dict[str, Any]], out: str | Path, tr
         raise FintuneError("recipe data.split.val_size is 0: a sweep scores trials on the validation split",
                            "set data.split.val_size (e.g. 0.1); the test split is never used by a sweep")
     space = validate_space(space)
-    out = Path(out)
+    out = _sweep_dir(recipe, out, overwrite)
     (out / "trials").mkdir(parents=True, exist_ok=True)
     direction = "minimize" if metric in MINIMIZE else "maximize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -152,8 +152,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_out_cannot_be_a_reported_run(tmp_path: Path) -> None:
     run = _analyze_run(tmp_path, "Fine quarter")
-    with pytest.raises(FintuneError, match="is one of the runs being reported"):
-        build_report([run], run)
+    with pytest.raises(FintuneError, match="is the run"):
+        build_report([run], run, overwrite=True)
 
 
 def test_cli_report(demo_run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

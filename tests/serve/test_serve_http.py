@@ -35,7 +35,8 @@ def test_endpoints_and_openapi(server):
     batch = httpx.post(f"{url}/v1/analyze/batch", headers=auth,
                        json={"items": [{"text": "Shares fell"}, {"text": "Revenue rose", "id": "b"}]}).json()
     assert [r["id"] for r in batch["results"]] == ["", "b"]
-    schema = httpx.get(f"{url}/openapi.json").json()
+    assert httpx.get(f"{url}/openapi.json").status_code == 401  # the docs follow the auth setting
+    schema = httpx.get(f"{url}/openapi.json", headers=auth).json()
     assert {"/v1/analyze", "/v1/analyze/batch", "/v1/model", "/healthz"} <= set(schema["paths"])
 
 

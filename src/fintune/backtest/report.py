@@ -53,13 +53,13 @@ class TrustOptions:
 def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | Path, cfg: Any,
                         benchmark_ticker: str | None = None, tickers: list[str] | None = None,
                         walk_forward: tuple[int, ...] | None = None, bootstrap_samples: int = 1000,
-                        seed: int = 0, trust: TrustOptions | None = None) -> dict[str, Any]:
+                        seed: int = 0, trust: TrustOptions | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Backtest a predictions JSONL against prices and write the output directory; returns metrics.json's dict.
 
     Args:
         predictions: JSONL of :class:`fintune.records.Prediction` (each with ticker and date).
         prices: anything :func:`fintune.prices.load_prices` reads.
-        out: output directory (replaced atomically).
+        out: output directory (written atomically; a non-empty one only with ``overwrite``, never an input).
         cfg: :class:`fintune.backtest.strategies.StrategyConfig`.
         benchmark_ticker: also compare with buy-and-hold of this ticker.
         tickers: restrict to these tickers (default: the tickers the predictions name).
@@ -69,7 +69,13 @@ def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | 
     """
     import pandas as pd
 
-    from fintune.artifacts import atomic_output_dir, atomic_write_text, sha256_file, write_manifest
+    from fintune.artifacts import (
+        atomic_output_dir,
+        atomic_write_text,
+        check_output_dir,
+        sha256_file,
+        write_manifest,
+    )
     from fintune.backtest import plots
     from fintune.backtest.baselines import random_signal_baseline
     from fintune.backtest.costs import impact_report
@@ -89,6 +95,7 @@ def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | 
     from fintune.prices import load_prices, price_issues_summary, price_panel
     from fintune.records import read_predictions
 
+    check_output_dir(out, overwrite, inputs=[predictions, prices])  # before any work
     trust = trust or TrustOptions()
     cutoff = resolve_cutoff(predictions, trust.model_cutoff)  # a bad --model-cutoff fails before any work
     preds = read_predictions(predictions)
@@ -170,7 +177,7 @@ def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | 
             "windows": len(windows),
             "stitched": performance_metrics(wf["returns"], bootstrap_samples=bootstrap_samples, seed=seed)}
     metrics = strict_json_ready(metrics)
-    with atomic_output_dir(out) as tmp:
+    with atomic_output_dir(out, overwrite, inputs=[predictions, prices]) as tmp:
         atomic_write_text(tmp / "metrics.json", strict_json(metrics))
         bench_curves = {k: (1 + v).cumprod() for k, v in benchmarks.items()}
         curves = pd.DataFrame({"strategy": (1 + returns).cumprod(), **bench_curves,

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from fintune.cliargs import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``analyze`` verb."""
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--file", default=None, help="input .jsonl or .csv with 'text' and optional id, ticker, date")
     p.add_argument("--out", default=None, help="output predictions .jsonl (with --file)")
     p.add_argument("--explain", action="store_true", help="also generate a short explanation (slower)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--calibration", default=None,
                    help="calibration.json or `fintune eval` output dir to take the temperature from "
                         "(default: found in the run directory)")
@@ -32,20 +34,31 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune analyze``."""
-    from fintune.analyze import AnalyzeItem, Analyzer, analyze_file, public_result
+    from pathlib import Path
+
+    from fintune.analyze import AnalyzeItem, Analyzer, analyze_file, check_analyze_input, public_result
     from fintune.errors import FintuneError
 
-    if args.batch_size < 1:
-        raise FintuneError(f"--batch-size {args.batch_size}: must be at least 1")
     if (args.text is None) == (args.file is None):
         raise FintuneError("analyze: give either TEXT or --file", 'e.g. fintune analyze "Apple beats estimates"')
     if args.file and not args.out:
         raise FintuneError("analyze --file needs --out OUT.jsonl")
+    if args.text is not None:
+        from fintune.records import check_strings
+
+        if not args.text.strip():
+            raise FintuneError("analyze: TEXT is empty")
+        check_strings(args.text, "TEXT", "text")  # undecodable argv bytes arrive as lone surrogates
+    # every input is checked before the model loads (seconds to minutes)
+    items = check_analyze_input(args.file, args.out) if args.file else None
+    if args.calibration and not Path(args.calibration).exists():
+        raise FintuneError(f"--calibration {args.calibration}: not found",
+                           "give a calibration.json or a `fintune eval` output directory")
     analyzer = Analyzer.load(args.model, dtype=args.dtype, batch_size=args.batch_size, calibration=args.calibration,
                              backend=args.backend)
     if args.file:
         summary = analyze_file(analyzer, args.file, args.out, batch_size=args.batch_size, explain=args.explain,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, items=items)
         print(json.dumps(summary))
         return 0
     pred = analyzer.predict([AnalyzeItem(text=args.text, id="cli", where="TEXT")], explain=args.explain)[0]

@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from fintune.cliargs import (
+    add_overwrite_argument,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    probability,
+)
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``augment`` verb."""
@@ -22,23 +30,23 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--teacher", default="smollm2-135m",
                    help="local model (name, dir or local:NAME; default the embedded smollm2-135m) or openai:MODEL "
                         "(base URL from FINTUNE_TEACHER_BASE_URL, key from FINTUNE_TEACHER_API_KEY)")
-    p.add_argument("--paraphrases", type=int, default=1, help="paraphrase requests per seed example (default 1)")
-    p.add_argument("--new-per-label", type=int, default=None,
+    p.add_argument("--paraphrases", type=non_negative_int, default=1, help="paraphrase requests per seed example (default 1)")
+    p.add_argument("--new-per-label", type=non_negative_int, default=None,
                    help="new-sample requests per label (default: enough to balance every label to the largest)")
     p.add_argument("--verifier", choices=("classifier", "teacher", "none"), default="classifier",
                    help="label check of each output (default: a classifier fitted on the seed set)")
-    p.add_argument("--near-dup-threshold", type=float, default=0.9, help="char 5-gram Jaccard (default 0.9)")
+    p.add_argument("--near-dup-threshold", type=probability, default=0.9, help="char 5-gram Jaccard (default 0.9)")
     p.add_argument("--no-contamination-check", action="store_true",
                    help="skip the eval-split near-duplicate check (recorded in the manifest)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-seed", type=int, default=None, help="use only the first N seed examples (quick runs)")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--max-new-tokens", type=int, default=96)
-    p.add_argument("--concurrency", type=int, default=4, help="endpoint: parallel requests (default 4)")
-    p.add_argument("--rpm", type=float, default=60.0, help="endpoint: requests per minute, 0 = no limit (default 60)")
-    p.add_argument("--max-retries", type=int, default=5, help="endpoint: retries with exponential backoff")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--max-seed", type=positive_int, default=None, help="use only the first N seed examples (quick runs)")
+    p.add_argument("--temperature", type=non_negative_float, default=0.7)
+    p.add_argument("--max-new-tokens", type=positive_int, default=96)
+    p.add_argument("--concurrency", type=positive_int, default=4, help="endpoint: parallel requests (default 4)")
+    p.add_argument("--rpm", type=non_negative_float, default=60.0, help="endpoint: requests per minute, 0 = no limit (default 60)")
+    p.add_argument("--max-retries", type=non_negative_int, default=5, help="endpoint: retries with exponential backoff")
     p.add_argument("--cache", default=None, help="response cache dir (default OUT.cache beside --out)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_overwrite_argument(p)
     return p
 
 

@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from fintune.cliargs import (
+    add_overwrite_argument,
+    bounded,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from fintune.errors import FintuneError
 
 
@@ -49,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--strategy", choices=["long_only", "long_short"], default="long_only")
     p.add_argument("--sizing", choices=["equal", "confidence"], default="equal")
-    p.add_argument("--threshold", type=float, default=0.0, help="trade when |score| > this (score = p_pos - p_neg)")
-    p.add_argument("--holding-days", type=int, default=1)
+    p.add_argument("--threshold", type=non_negative_float, default=0.0, help="trade when |score| > this (score = p_pos - p_neg)")
+    p.add_argument("--holding-days", type=positive_int, default=1)
     p.add_argument("--aggregate", choices=["mean", "count"], default="mean",
                    help="several items on one ticker-day: mean score or net vote")
     p.add_argument("--fill", choices=["next_open", "next_close"], default="next_open")
@@ -58,8 +66,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--demean", action="store_true",
                    help="subtract each signal day's cross-sectional mean score first (long above-average names, "
                         "short below-average ones with --strategy long_short)")
-    p.add_argument("--commission-bps", type=float, default=0.0)
-    p.add_argument("--slippage-bps", type=float, default=0.0)
+    p.add_argument("--commission-bps", type=non_negative_float, default=0.0)
+    p.add_argument("--slippage-bps", type=non_negative_float, default=0.0)
     p.add_argument("--benchmark", default=None, help="also compare with buy-and-hold of this ticker")
     p.add_argument("--tickers", default=None, help="comma-separated universe (default: tickers in predictions)")
     p.add_argument("--walk-forward", type=_walk_forward, default=None, metavar="TRAIN:TEST[:PURGE]",
@@ -77,14 +85,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="point-in-time membership file (ticker,from,to): trade names only while members")
     p.add_argument("--slippage-model", choices=["fixed", "sqrt"], default="fixed",
                    help="sqrt: also charge square-root market impact from the price files' volume")
-    p.add_argument("--book-size", type=float, default=1_000_000.0, help="USD book for the impact model")
-    p.add_argument("--impact-coef", type=float, default=1.0, help="k in k * sigma * sqrt(trade / ADV)")
-    p.add_argument("--max-volume-share", type=float, default=0.1, help="cap on a trade's share of daily volume")
+    p.add_argument("--book-size", type=positive_float, default=1_000_000.0, help="USD book for the impact model")
+    p.add_argument("--impact-coef", type=non_negative_float, default=1.0, help="k in k * sigma * sqrt(trade / ADV)")
+    p.add_argument("--max-volume-share", type=bounded(float, 0, 1, low_open=True), default=0.1, help="cap on a trade's share of daily volume")
     p.add_argument("--max-invalid-rate", type=_rate, default=0.0,
                    help="share of predictions with unknown labels / probability keys or bad probabilities "
                         "tolerated (counted and reported); above it the run fails (default 0)")
-    p.add_argument("--bootstrap-samples", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap-samples", type=non_negative_int, default=1000)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    add_overwrite_argument(p)
     return p
 
 
@@ -114,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
                          max_invalid_rate=args.max_invalid_rate)
     metrics = run_backtest_to_dir(args.predictions, args.prices, args.out, cfg, benchmark_ticker=args.benchmark,
                                   tickers=tickers, walk_forward=args.walk_forward,
-                                  bootstrap_samples=args.bootstrap_samples, seed=args.seed, trust=trust)
+                                  bootstrap_samples=args.bootstrap_samples, seed=args.seed, trust=trust,
+                                  overwrite=args.overwrite)
     s = metrics["strategy"]
     print(json.dumps({k: s.get(k) for k in ("total_return", "annual_return", "sharpe", "max_drawdown",
                                             "n_trades", "hit_rate")}))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from fintune.cliargs import add_overwrite_argument, non_negative_float, non_negative_int
+
 DOW30 = ("AXP", "AMGN", "AAPL", "BA", "CAT", "CSCO", "CVX", "GS", "HD", "HON", "IBM", "INTC", "JNJ", "KO", "JPM",
          "MCD", "MMM", "MRK", "MSFT", "NKE", "PG", "TRV", "UNH", "CRM", "VZ", "V", "WBA", "WMT", "DIS", "DOW")
 """FinGPT-Forecaster's ``DOW_30`` list (``fingpt/FinGPT_Forecaster/data.py``), the Dow 30 of 2023-2024."""
@@ -35,12 +37,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--tickers", required=True, type=tickers_arg, help="'dow30' or symbols, e.g. AAPL,MSFT")
     p.add_argument("--start", required=True, help="first day of news, YYYY-MM-DD")
     p.add_argument("--end", required=True, help="last day of news, YYYY-MM-DD")
-    p.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    p.add_argument("--out", required=True, help="output directory (written atomically)")
     p.add_argument("--cache-dir", default=".fintune_cache/finnhub", help="on-disk cache of Finnhub responses")
-    p.add_argument("--requests-per-minute", type=float, default=55.0, help="Finnhub rate limit (free tier: 60)")
+    p.add_argument("--requests-per-minute", type=non_negative_float, default=55.0, help="Finnhub rate limit (free tier: 60; 0 = no limit)")
     p.add_argument("--no-prices", action="store_true", help="skip yfinance (give prices to the recipe yourself)")
-    p.add_argument("--history-days", type=int, default=120,
+    p.add_argument("--history-days", type=non_negative_int, default=120,
                    help="prices start this many days before --start (past weeks and indicators)")
+    add_overwrite_argument(p)
     return p
 
 
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise FintuneError(f"--start {args.start} is after --end {args.end}")
     client = FinnhubClient(cache_dir=args.cache_dir, requests_per_minute=args.requests_per_minute)
     out = collect_forecaster_inputs(args.tickers, args.start, args.end, args.out, client=client,
-                                    with_prices=not args.no_prices, history_days=args.history_days)
+                                    with_prices=not args.no_prices, history_days=args.history_days,
+                                    overwrite=args.overwrite)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     print(json.dumps({"tickers": len(args.tickers), "news_examples": manifest.get("news_examples"),
                       "finnhub": manifest.get("finnhub")}))

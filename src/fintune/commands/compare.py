@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fintune.cliargs import add_overwrite_argument, non_negative_int
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``compare`` verb."""
@@ -14,9 +16,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "ROUGE-1/2/L of the written analysis.")
     p.add_argument("runs", nargs="+", help="eval output directories (or run directories with an eval/ subdir)")
     p.add_argument("--out", default=None, help="output directory for comparison.md/.html/.json and plots "
-                                               "(replaced atomically); without it the table is only printed")
-    p.add_argument("--bootstrap-samples", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+                                               "(written atomically); without it the table is only printed")
+    p.add_argument("--bootstrap-samples", type=non_negative_int, default=1000)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    add_overwrite_argument(p)
     return p
 
 
@@ -26,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     from fintune.evaluate.compare import run_compare
 
-    result = run_compare(args.runs, args.out, bootstrap_samples=args.bootstrap_samples, seed=args.seed)
+    result = run_compare(args.runs, args.out, bootstrap_samples=args.bootstrap_samples, seed=args.seed,
+                         overwrite=args.overwrite)
     print(result["markdown"], end="")
     if args.out:
         print(f"wrote {Path(args.out) / 'comparison.md'}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fintune.cliargs import add_overwrite_argument
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``data`` verb."""
@@ -13,10 +15,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "leaked duplicates, render prompts and write train/validation/test parquet "
                                    "files plus manifest.json.")
     p.add_argument("recipe", help="recipe YAML path or shipped recipe name")
-    p.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    p.add_argument("--out", required=True, help="output directory (written atomically)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set data.split.seed=1 (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_overwrite_argument(p)
     return p
 
 

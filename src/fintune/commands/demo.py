@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fintune.cliargs import non_negative_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``demo`` verb."""
@@ -17,9 +19,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="2-3 minute smoke version")
     p.add_argument("--model", default="smollm2-135m", help="alias, model directory or hub id")
     p.add_argument("--gguf", default=None, help="GGUF to build the embedded model from when it is not cached")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int, default=None, help="override the number of LoRA steps")
-    p.add_argument("--n", dest="n_examples", type=int, default=None, help="override the number of examples")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--max-steps", type=positive_int, default=None, help="override the number of LoRA steps")
+    p.add_argument("--n", dest="n_examples", type=positive_int, default=None, help="override the number of examples")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
     return p
 
 
@@ -28,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from fintune.demo import format_summary, run_demo
 
     summary = run_demo(out=args.out, data=args.data, quick=args.quick, model=args.model, gguf=args.gguf,
-                       seed=args.seed, max_steps=args.max_steps, n_examples=args.n_examples)
+                       seed=args.seed, max_steps=args.max_steps, n_examples=args.n_examples,
+                       overwrite=args.overwrite)
     print(format_summary(summary))
     return 0

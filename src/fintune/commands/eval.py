@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from fintune.cliargs import add_overwrite_argument, non_negative_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``eval`` verb."""
@@ -20,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "with published anchors; --limit N = first N test rows per task (default 200)")
     p.add_argument("--tasks", nargs="+", default=None, help="--suite: only these tasks (fpb fiqa_sa headlines ner tfns)")
     p.add_argument("--data-root", default=None, help="--suite: datasets folder (default $FINTUNE_DATA or ../shared/data)")
-    p.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    p.add_argument("--out", required=True, help="output directory (written atomically)")
     p.add_argument("--mode", choices=("score", "generate"), default=None,
                    help="score: rank labels by log-probability (default for classification; also ranks the 12 "
                         "bins of label-only forecaster answers); generate: generate and parse strictly")
@@ -29,20 +31,21 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "model of RUN_OR_MODEL zero-shot with the same prompt")
     p.add_argument("--split", choices=("test", "validation"), default=None,
                    help="default: the run recipe's eval.split, else test")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None,
                    help="default: the run recipe's eval.per_device_eval_batch_size, else 8")
-    p.add_argument("--max-new-tokens", type=int, default=None,
+    p.add_argument("--max-new-tokens", type=positive_int, default=None,
                    help="generate mode only; default: the run recipe's eval.max_new_tokens, else 64")
     p.add_argument("--no-temperature-scaling", action="store_const", const=False, default=None,
                    dest="temperature_scaling", help="do not fit a temperature on the validation split")
-    p.add_argument("--bootstrap-samples", type=int, default=None,
+    p.add_argument("--bootstrap-samples", type=non_negative_int, default=None,
                    help="resamples for 95%% intervals (0 = off); default: the run recipe's, else 1000")
     p.add_argument("--backend", choices=("torch", "vllm"), default="torch",
                    help="torch (default) or vllm (optional extra; LoRA adapters served as adapters)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N examples only")
     p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"))
     p.add_argument("--no-progress", action="store_true")
+    add_overwrite_argument(p)
     return p
 
 
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         summary = run_suite(args.run_or_model, args.out, suite=args.suite, tasks=args.tasks,
                             limit=200 if args.limit is None else args.limit, data_root=args.data_root,
                             batch_size=args.batch_size or 8, max_new_tokens=max(args.max_new_tokens or 96, 96),
-                            dtype=args.dtype, seed=args.seed, progress=not args.no_progress)
+                            dtype=args.dtype, seed=args.seed, progress=not args.no_progress,
+                            overwrite=args.overwrite)
         print(summary["table"])
         print(f"wrote {args.out}/suite.md")
         return 0
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                        split=args.split, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                        temperature_scaling=args.temperature_scaling,
                        bootstrap_samples=args.bootstrap_samples, seed=args.seed, limit=args.limit,
-                       dtype=args.dtype, progress=not args.no_progress, backend=args.backend)
+                       dtype=args.dtype, progress=not args.no_progress, backend=args.backend,
+                       overwrite=args.overwrite)
     used = ", ".join(f"{k}={v['value']} ({v['from']})" for k, v in (metrics.get("settings") or {}).items()
                      if v["value"] is not None)
     print(f"eval settings: {used}")

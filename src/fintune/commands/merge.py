@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fintune.cliargs import add_overwrite_argument
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``merge`` verb."""
@@ -11,6 +13,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory written by fintune train / pretrain")
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    add_overwrite_argument(p)
     return p
 
 
@@ -18,5 +21,5 @@ def run(args: argparse.Namespace) -> int:
     """Run ``fintune merge``."""
     from fintune.models import merge_run
 
-    print(merge_run(args.run, args.out, dtype=args.dtype))
+    print(merge_run(args.run, args.out, dtype=args.dtype, overwrite=args.overwrite))
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fintune.cliargs import add_overwrite_argument
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``models`` verb."""
@@ -19,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     quant.add_argument("--out", required=True, help="directory for the 4-bit checkpoint")
     quant.add_argument("--quant-type", choices=("nf4", "fp4"), default="nf4")
     quant.add_argument("--no-double-quant", action="store_true", help="skip quantizing the quantization constants")
+    add_overwrite_argument(quant)
     return p
 
 
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         from fintune.models import save_quantized
 
         print(save_quantized(args.model, args.out, quant_type=args.quant_type,
-                             double_quant=not args.no_double_quant))
+                             double_quant=not args.no_double_quant, overwrite=args.overwrite))
         return 0
     if args.action == "ls":
         for row in list_models():

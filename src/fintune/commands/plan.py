@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from fintune.cliargs import bounded
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``plan`` verb."""
@@ -18,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--budget", default=None, metavar="SIZE", help="memory per device, e.g. 8GB, 24GiB")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="where training runs (decides dtype 'auto' and the runtime overhead)")
-    p.add_argument("--trained-fraction", type=float, default=1.0, metavar="F",
+    p.add_argument("--trained-fraction", type=bounded(float, 0, 1, low_open=True), default=1.0, metavar="F",
                    help="share of token positions the loss trains on (answer-only loss computes logits only "
                         "there); 1.0 = upper bound")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")

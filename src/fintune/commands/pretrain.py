@@ -21,6 +21,6 @@ def run(args: argparse.Namespace) -> int:
     from fintune.train.pretrain import pretrain
 
     recipe = load_recipe(args.recipe, args.overrides)
-    summary = pretrain(recipe, out=args.out, resume=args.resume)
+    summary = pretrain(recipe, out=args.out, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("trainable_line", "history")}))
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fintune.cliargs import add_overwrite_argument, non_negative_int
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``report`` verb."""
@@ -11,10 +13,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Recognises data, train, eval, analyze, backtest and synth directories (or "
                                    "directories holding them, like runs/demo) and writes DIR/report.html.")
     p.add_argument("runs", nargs="+", help="run directories")
-    p.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    p.add_argument("--out", required=True, help="output directory (written atomically)")
     p.add_argument("--title", default="fintune report")
-    p.add_argument("--bootstrap-samples", type=int, default=1000,
+    p.add_argument("--bootstrap-samples", type=non_negative_int, default=1000,
                    help="resamples for paired differences between models (0 = skip)")
+    add_overwrite_argument(p)
     return p
 
 
@@ -25,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bootstrap_samples < 0:
         raise FintuneError(f"--bootstrap-samples {args.bootstrap_samples}: must be >= 0")
-    path = build_report(args.runs, args.out, title=args.title, bootstrap_samples=args.bootstrap_samples)
+    path = build_report(args.runs, args.out, title=args.title, bootstrap_samples=args.bootstrap_samples,
+                        overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0

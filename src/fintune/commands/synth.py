@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from fintune.cliargs import add_overwrite_argument, finite_float, non_negative_int, positive_int, probability
 from fintune.errors import FintuneError
 
 
@@ -26,18 +27,18 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Template-generated headlines/snippets about fictional companies with sentiment, "
                                    "confidence, analysis and expected move; --prices adds daily prices where news "
                                    "dated t moves day t+1.")
-    p.add_argument("--n", type=int, default=600, help="number of examples (default 600)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--n", type=positive_int, default=600, help="number of examples (default 600)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--prices", action="store_true", help="also write prices/<TICKER>.csv (StockNet layout)")
     p.add_argument("--balance", default=None, metavar="LABEL=W,...",
                    help="relative label weights (default equal), e.g. positive=1,negative=1,neutral=2")
-    p.add_argument("--hard-fraction", type=float, default=0.15, help="share of mixed-news hard cases (default 0.15)")
-    p.add_argument("--tickers", type=int, default=8, help="number of fictional companies (default 8)")
+    p.add_argument("--hard-fraction", type=probability, default=0.15, help="share of mixed-news hard cases (default 0.15)")
+    p.add_argument("--tickers", type=positive_int, default=8, help="number of fictional companies (default 8)")
     p.add_argument("--start", default="2023-01-02", help="first business day YYYY-MM-DD (default 2023-01-02)")
-    p.add_argument("--news-impact", type=float, default=1.0,
+    p.add_argument("--news-impact", type=finite_float, default=1.0,
                    help="share of an item's expected move realised on the next day (default 1.0)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_overwrite_argument(p)
     return p
 
 

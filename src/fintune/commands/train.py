@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from fintune.cliargs import add_overwrite_argument
+
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments shared by ``train`` and ``pretrain``."""
@@ -13,6 +15,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in RUN/checkpoints")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key (repeatable), e.g. --set max_steps=10")
+    add_overwrite_argument(p)
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     from fintune.train.sft import train_sft
 
     recipe = load_recipe(args.recipe, args.overrides)
-    summary = train_sft(recipe, out=args.out, resume=args.resume)
+    summary = train_sft(recipe, out=args.out, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("trainable_line", "history")}))
     return 0

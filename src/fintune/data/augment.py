@@ -429,13 +429,11 @@ def run_augment(input_path: str | Path, out: str | Path, teacher: Teacher, eval_
     teacher, params). The response cache defaults to ``<out>.cache`` beside it, outside the atomic output, so a failed
     run keeps its teacher work and a rerun resumes.
     """
-    from fintune.artifacts import atomic_output_dir, hash_paths, write_manifest
+    from fintune.artifacts import atomic_output_dir, check_output_dir, hash_paths, write_manifest
     from fintune.records import write_jsonl
 
     params = params or AugmentParams()
-    out = Path(out)
-    if out.exists() and out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FintuneError(f"{out}: directory is not empty", "choose another --out or pass --overwrite")
+    out = check_output_dir(out, overwrite, inputs=[input_path, *eval_paths, cache_dir])
     input_path = Path(input_path)
     seed_examples = read_labelled(input_path, labels)
     if max_seed is not None:
@@ -444,7 +442,7 @@ def run_augment(input_path: str | Path, out: str | Path, teacher: Teacher, eval_
     eval_sets = read_eval_sets(eval_list, labels) if params.contamination_check else {}
     cache = ResponseCache(cache_dir or out.with_name(out.name + ".cache"))
     result = augment_examples(seed_examples, eval_sets, teacher, cache, labels, params, progress)
-    with atomic_output_dir(out, overwrite=True) as stage:
+    with atomic_output_dir(out, overwrite=overwrite, inputs=[input_path, *eval_paths, cache_dir]) as stage:
         write_jsonl(stage / "augmented.jsonl", result.kept)
         write_jsonl(stage / "seed.jsonl", seed_examples)
         write_jsonl(stage / "train.jsonl", [*seed_examples, *result.kept])

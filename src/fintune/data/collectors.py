@@ -33,6 +33,7 @@ from typing import Any
 from fintune.errors import FintuneError
 from fintune.http_retry import send_with_retries
 from fintune.records import Example
+from fintune.redact import redact
 
 API_KEY_ENV = "FINNHUB_API_KEY"
 BASE_URL_ENV = "FINNHUB_BASE_URL"
@@ -96,8 +97,11 @@ class FinnhubClient:
             self._wait()
             self.calls += 1
 
-        resp, last = send_with_retries(lambda: self._http.get(url, params={**params, "token": self.api_key}),
+        # the key travels in a header, never in the URL (which upstream errors and proxies echo)
+        headers = {"X-Finnhub-Token": str(self.api_key)}
+        resp, last = send_with_retries(lambda: self._http.get(url, params=params, headers=headers),
                                        self.max_retries, self.backoff_seconds, before_attempt=count_and_wait)
+        last = redact(last, (str(self.api_key),))
         if resp is None:
             raise FintuneError(f"finnhub {endpoint}: failed after {self.max_retries + 1} tries (last: {last})",
                                "check the network / FINNHUB_BASE_URL; responses so far are cached and a rerun resumes")
@@ -105,8 +109,9 @@ class FinnhubClient:
             try:
                 return resp.json()
             except ValueError:
-                raise FintuneError(f"finnhub {endpoint}: response is not JSON ({resp.text[:120]!r})") from None
-        snippet = resp.text[:160].replace("\n", " ")
+                raise FintuneError(f"finnhub {endpoint}: response is not JSON "
+                                   f"({redact(resp.text[:120], (str(self.api_key),))!r})") from None
+        snippet = redact(resp.text[:160].replace("\n", " "), (str(self.api_key),))
         raise FintuneError(f"finnhub {endpoint} {params}: HTTP {resp.status_code} ({snippet})",
                            f"check {API_KEY_ENV} and the symbol; cached responses are kept")
 
@@ -195,22 +200,23 @@ def collect_finnhub_financials(client: FinnhubClient, tickers: Sequence[str]) ->
 
 def collect_forecaster_inputs(tickers: Sequence[str], start: str, end: str, out: str | Path,
                               client: FinnhubClient | None = None, with_prices: bool = True,
-                              history_days: int = 120) -> Path:
+                              history_days: int = 120, overwrite: bool = False) -> Path:
     """Collect news, profiles, financials (and yfinance prices) for ``tickers`` into ``out`` (atomically).
 
     Prices start ``history_days`` before ``start`` so the first prompts have past weeks and indicators.
     """
-    from fintune.artifacts import atomic_output_dir, atomic_write_json, write_manifest
+    from fintune.artifacts import atomic_output_dir, atomic_write_json, check_output_dir, write_manifest
     from fintune.records import write_jsonl
 
     tickers = [t.strip().upper() for t in tickers if t.strip()]
     if not tickers:
         raise FintuneError("collect: no tickers given", "e.g. AAPL MSFT")
     client = client or FinnhubClient()
+    check_output_dir(out, overwrite, inputs=[client.cache_dir])  # before minutes of downloads
     news, counts = collect_finnhub_news(client, tickers, start, end)
     profiles = collect_finnhub_profiles(client, tickers)
     financials = collect_finnhub_financials(client, tickers)
-    with atomic_output_dir(out) as staging:
+    with atomic_output_dir(out, overwrite, inputs=[client.cache_dir]) as staging:
         write_jsonl(staging / "news.jsonl", news)
         atomic_write_json(staging / "profiles.json", profiles)
         atomic_write_json(staging / "financials.json", financials)

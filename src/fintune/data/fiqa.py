@@ -18,6 +18,7 @@ from fintune.data.registry import (
     parse_score,
     read_text,
     require_path,
+    require_text,
     score_to_label,
     thresholds,
 )
@@ -75,14 +76,13 @@ def load_fiqa(path: str | Path, labels: Sequence[str] = SENTIMENT, positive_thre
             if row.get(key) in (None, ""):
                 raise FintuneError(f"{where}: missing field '{key}'",
                                    "FiQA blind-test files have no scores; use the *_train files")
-        if not str(row["sentence"]).strip():
-            raise FintuneError(f"{where}: empty sentence")
+        sentence = require_text(row["sentence"], where, "sentence")
         score = parse_score(row["sentiment_score"], where)
         raw = score_to_label(score, positive_threshold, negative_threshold)
         label = normalize_label(raw, labels, where, label_map)
         fmt = row.get("format", "headline")
         examples.append(Example(
-            id=f"fiqa-{fmt}-{row['id']}-{row.get('target_index', 0)}", text=str(row["sentence"]).strip(),
+            id=f"fiqa-{fmt}-{row['id']}-{row.get('target_index', 0)}", text=sentence,
             label=label, source="fiqa",
             extra={"score": score, "target": row.get("target"), "aspects": row.get("aspects"), "format": fmt,
                    "group_id": f"fiqa-{fmt}-{row['id']}"}))

@@ -1,5 +1,9 @@
 """Financial PhraseBank v1.0 (Malo et al. 2014): latin-1 ``sentence@label`` lines, four agreement levels.
 
+The release is latin-1 (its PROVENANCE says so); a copy re-saved as UTF-8 is read as UTF-8. Strict UTF-8 is tried
+first, latin-1 second (``encoding: auto``, the default), so neither is turned into mojibake; ``options.encoding``
+forces one.
+
 Rows are returned in FILE ORDER, which the FinGPT-compatible split (``split.method: fingpt``) relies on: FinGPT loads
 the Hugging Face ``financial_phrasebank`` ``sentences_50agree`` rows in file order and calls
 ``train_test_split(seed=42)`` on them.
@@ -38,7 +42,7 @@ def phrasebank_file(path: str | Path, agreement: str = "50") -> Path:
 
 
 def load_phrasebank(path: str | Path, agreement: str = "50", labels: Sequence[str] = SENTIMENT,
-                    label_map: Mapping[str, str] | None = None, encoding: str = "latin-1") -> list[Example]:
+                    label_map: Mapping[str, str] | None = None, encoding: str = "auto") -> list[Example]:
     """Read one PhraseBank file (``sentence@label`` per line) into Examples in file order.
 
     Args:
@@ -46,14 +50,14 @@ def load_phrasebank(path: str | Path, agreement: str = "50", labels: Sequence[st
         agreement: ``50``, ``66``, ``75`` or ``all``.
         labels: declared label set the raw labels are normalised to.
         label_map: raw label -> declared label, for custom label sets.
-        encoding: the release is ISO-8859-1 (latin-1).
+        encoding: ``auto`` (strict UTF-8, else latin-1, the release's encoding) or a codec name used as given.
 
     Raises:
         FintuneError: a line without ``@``, an empty sentence or an unknown label (naming ``file:line``).
     """
     file = phrasebank_file(path, agreement)
     # str.splitlines() also splits the one bare CR inside Sentences_AllAgree.txt, giving the documented 2264 rows.
-    lines = read_text(file, encoding).splitlines()
+    lines = read_text(file, encoding, legacy="latin-1").splitlines()
     tag = "fpb" + (agreement if Path(path).is_dir() else file.stem.split("_")[-1].lower().replace("agree", ""))
     examples = []
     for lineno, line in enumerate(lines, start=1):
@@ -81,4 +85,4 @@ def load_phrasebank_source(cfg: SourceConfig, task: str, labels: tuple[str, ...]
                            "use data.task: sentiment (or pretrain)")
     path = require_path(cfg, "FinancialPhraseBank-v1.0 folder or a Sentences_*.txt file")
     return load_phrasebank(path, cfg.agreement or "50", labels or SENTIMENT, cfg.label_map,
-                           option(cfg, "encoding", "latin-1"))
+                           option(cfg, "encoding", "auto"))

@@ -24,7 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fintune.artifacts import MANIFEST, atomic_output_dir, atomic_write_json, hash_paths, write_manifest
+from fintune.artifacts import (
+    MANIFEST,
+    atomic_output_dir,
+    atomic_write_json,
+    check_output_dir,
+    hash_paths,
+    write_manifest,
+)
 from fintune.data.leakage import drop_leaked, leakage_report
 from fintune.data.mix import apply_mix, realised_mix, source_labels
 from fintune.data.registry import load_source
@@ -210,6 +217,16 @@ def _label_counts(examples: list[Example]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def source_paths(recipe: Recipe) -> list[str]:
+    """The local files / directories a recipe reads (its data sources, prepared dir, option paths)."""
+    paths = [recipe.data.prepared] if recipe.data.prepared else []
+    for src in recipe.data.sources:
+        if src.path and src.name != "hf":
+            paths.append(src.path)
+        paths.extend(v for v in src.options.values() if isinstance(v, str) and Path(v).exists())
+    return paths
+
+
 def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwrite: bool = True) -> Path:
     """Prepare the dataset described by ``recipe.data`` into ``out`` (see the module doc for the layout).
 
@@ -226,9 +243,7 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
     data = recipe.data
     if not data.sources:  # sources are checked one by one (a multi-task mix has several tasks)
         check_task_format(data.task, data.format)
-    out = Path(out)
-    if out.exists() and out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FintuneError(f"{out}: directory is not empty", "choose another --out or pass --overwrite")
+    out = check_output_dir(out, overwrite, inputs=source_paths(recipe))
     if data.template == "auto":
         tokenizer = resolve_tokenizer(recipe, tokenizer)
     with _captured_warnings() as warnings:
@@ -258,7 +273,7 @@ def prepare_data(recipe: Recipe, out: str | Path, tokenizer: Any = None, overwri
     hashes = hash_paths([s["path"] for s in sources if s["path"] and Path(s["path"]).exists()])
     leakage_summary = {k: v for k, v in report.items() if k != "leaked_ids"}
     leakage_summary["dropped"] = dropped if data.drop_leaked else None
-    with atomic_output_dir(out, overwrite=overwrite) as staging:
+    with atomic_output_dir(out, overwrite=overwrite, inputs=source_paths(recipe)) as staging:
         for name in SPLITS:
             write_split_parquet(staging / f"{name}.parquet", rendered[name])
         atomic_write_json(staging / "leakage.json", report)

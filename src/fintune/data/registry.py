@@ -110,17 +110,47 @@ def find_file(directory: Path, names: Sequence[str], source: str) -> Path:
                        "point 'path' to the dataset folder or directly to the file")
 
 
-def read_text(path: Path, encoding: str = "utf-8") -> str:
-    """Read a whole text file; a decoding error names the line and suggests the fix."""
+def read_text(path: Path, encoding: str = "utf-8", legacy: str | None = None) -> str:
+    """Read a whole text file strictly; a decoding error names the line and byte and suggests the fix.
+
+    ``encoding="auto"``: strict UTF-8 first (a BOM is dropped), then ``legacy`` (the encoding a dataset's
+    documentation declares, e.g. latin-1 for PhraseBank) -- a UTF-8 copy of a latin-1 dataset is never turned into
+    mojibake, and a file that is neither is an error, never a guess. Any other value is used as given, strictly.
+    """
+    if path.is_dir():
+        raise FintuneError(f"{path}: is a directory, not a text file")
     if not path.is_file():
         raise FintuneError(f"{path}: file not found")
     data = path.read_bytes()
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise FintuneError(f"{path}:{line}: not valid {encoding} text (byte {exc.start})",
-                           "re-save the file in that encoding or set options.encoding") from None
+    tries = ["utf-8-sig", *([legacy] if legacy else [])] if encoding == "auto" else [encoding]
+    for k, enc in enumerate(tries):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError as exc:
+            if k < len(tries) - 1:
+                continue
+            line = data[: exc.start].count(b"\n") + 1
+            shown = "utf-8" if enc == "utf-8-sig" else enc
+            raise FintuneError(f"{path}:{line}: not valid {shown} text (byte {exc.start}: "
+                               f"{data[exc.start:exc.start + 1]!r})",
+                               "re-save the file as UTF-8 or set options.encoding to its encoding") from None
+        except LookupError:
+            raise FintuneError(f"{path}: unknown encoding {enc!r}", "use e.g. utf-8, latin-1, cp1252") from None
+    raise AssertionError("unreachable")
+
+
+def require_text(value: Any, where: str, field: str) -> str:
+    """A text field as a stripped string: a number, dict or list (which ``str()`` would turn into training text
+    like ``"{'a': 1}"``), an empty string or a lone surrogate is an error naming ``where`` and ``field``."""
+    from fintune.records import check_strings
+
+    if not isinstance(value, str):
+        raise FintuneError(f"{where}: field '{field}' must be a string, got {type(value).__name__} "
+                           f"{str(value)[:40]!r}", "quote the text or fix the field")
+    check_strings(value, where, field)
+    if not value.strip():
+        raise FintuneError(f"{where}: field '{field}' is empty", "remove the row or fill in the text")
+    return value.strip()
 
 
 def option(cfg: SourceConfig, key: str, default: Any = None) -> Any:

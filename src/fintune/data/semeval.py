@@ -16,6 +16,7 @@ from fintune.data.registry import (
     parse_score,
     read_text,
     require_path,
+    require_text,
     score_to_label,
     thresholds,
 )
@@ -50,9 +51,7 @@ def load_semeval(path: str | Path, labels: Sequence[str] = SENTIMENT, positive_t
         for key in ("id", "title", "sentiment"):
             if row.get(key) in (None, ""):
                 raise FintuneError(f"{where}: missing field '{key}'")
-        title = str(row["title"]).strip()
-        if not title:
-            raise FintuneError(f"{where}: empty title")
+        title = require_text(row["title"], where, "title")
         score = parse_score(row["sentiment"], where)
         label = normalize_label(score_to_label(score, positive_threshold, negative_threshold), labels, where,
                                 label_map)

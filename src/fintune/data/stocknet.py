@@ -71,7 +71,9 @@ def load_stocknet_tweets(root: str | Path, tickers: list[str] | None = None) -> 
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise FintuneError(f"{where}: invalid JSON ({exc.msg})") from None
-                symbol = str(row.get("symbol") or "").upper()
+                if row.get("symbol") is not None and not isinstance(row["symbol"], str):
+                    raise FintuneError(f"{where}: field 'symbol' must be a string, got {row['symbol']!r}")
+                symbol = (row.get("symbol") or "").strip().upper()
                 if not symbol:
                     raise FintuneError(f"{where}: missing field 'symbol'")
                 if wanted is not None and symbol not in wanted:

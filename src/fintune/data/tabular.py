@@ -30,7 +30,7 @@ from fintune.data.registry import check_options, option, read_text, require_path
 from fintune.errors import FintuneError
 from fintune.labels import normalize_label
 from fintune.recipe import SourceConfig
-from fintune.records import Example, iter_jsonl
+from fintune.records import CSV_FIELD_LIMIT, Example, check_strings, iter_jsonl
 
 Rows = Iterable[tuple[str, dict[str, Any]]]
 
@@ -83,6 +83,9 @@ def normalize_date(value: Any, where: str) -> str:
         parsed = value
     elif isinstance(value, date):
         return value.isoformat()
+    elif not isinstance(value, str):  # 20230105 would parse as a "basic format" ISO date: a guess
+        raise FintuneError(f"{where}: date must be a string or a date, got {type(value).__name__} {value!r}",
+                           "write it as \"YYYY-MM-DD\"")
     else:
         text = str(value).strip()
         try:
@@ -121,9 +124,16 @@ def rows_to_examples(rows: Rows, columns: ColumnMap, labels: Sequence[str] | Non
             # The first row names the file: a column missing everywhere is a header problem, not a row one.
             raise FintuneError(f"{file_label if n == 0 else where}: missing column(s) {missing}", hint)
         text = row[columns.text]
-        if _is_missing(text) or not str(text).strip():
+        if _is_missing(text):
             raise FintuneError(f"{where} column '{columns.text}': empty or missing text",
                                "remove the row or fill in the text")
+        if not isinstance(text, str):  # a number / dict / list would become training text like "{'a': 1}"
+            raise FintuneError(f"{where} column '{columns.text}': text must be a string, got "
+                               f"{type(text).__name__} {str(text)[:40]!r}", "quote the text or fix the column")
+        if not text.strip():
+            raise FintuneError(f"{where} column '{columns.text}': empty or missing text",
+                               "remove the row or fill in the text")
+        check_strings(text, where, columns.text)
         label = None
         if columns.label:
             raw = row[columns.label]
@@ -149,8 +159,12 @@ def rows_to_examples(rows: Rows, columns: ColumnMap, labels: Sequence[str] | Non
                 raise FintuneError(f"{where} column '{columns.date}': missing date")
             ex_date = normalize_date(row[columns.date], f"{where} column '{columns.date}'")
         ticker = None
-        if columns.ticker and not _is_missing(row[columns.ticker]) and str(row[columns.ticker]).strip():
-            ticker = str(row[columns.ticker]).strip().upper()
+        if columns.ticker and not _is_missing(row[columns.ticker]):
+            if not isinstance(row[columns.ticker], str):
+                raise FintuneError(f"{where} column '{columns.ticker}': ticker must be a string, got "
+                                   f"{type(row[columns.ticker]).__name__} {row[columns.ticker]!r}",
+                                   "quote the symbol (e.g. \"AAPL\")")
+            ticker = row[columns.ticker].strip().upper() or None
         extra = {k: _jsonable(v) for k, v in row.items() if k not in used}
         examples.append(Example(id=ex_id, text=str(text).strip(), label=label, date=ex_date, ticker=ticker,
                                 source=source, extra=extra))
@@ -161,6 +175,14 @@ def csv_rows(file: Path, sep: str | None = None, encoding: str = "utf-8") -> Ite
     """``(file:line, row)`` for each CSV/TSV data row (``sep`` defaults to TAB for .tsv, else comma)."""
     sep = sep or ("\t" if file.suffix.lower() == ".tsv" else ",")
     reader = csv.reader(io.StringIO(read_text(file, encoding), newline=""), delimiter=sep)
+    try:
+        yield from _csv_records(file, reader, sep)
+    except csv.Error as exc:
+        raise FintuneError(f"{file}:{reader.line_num}: unreadable CSV ({exc})",
+                           f"fields over {CSV_FIELD_LIMIT} bytes are refused; check quoting") from None
+
+
+def _csv_records(file: Path, reader: Any, sep: str) -> Iterator[tuple[str, dict[str, Any]]]:
     header = next(reader, None)
     if not header:
         raise FintuneError(f"{file}: empty file", "the first line must be the header")
@@ -188,6 +210,7 @@ def jsonl_rows(file: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             raise FintuneError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg})") from None
         if not isinstance(data, list):
             raise FintuneError(f"{file}: expected a JSON array of objects")
+        check_strings(data, str(file))
         items: Iterable[tuple[Any, Any]] = ((f"{file}: item {i}", r) for i, r in enumerate(data))
     else:
         items = ((f"{file}:{lineno}", r) for lineno, r in iter_jsonl(file))

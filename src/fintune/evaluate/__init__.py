@@ -324,27 +324,41 @@ def run_eval(run_or_model: str | None, data: str | Path, out: str | Path, mode: 
              baseline: str | None = None, split: str | None = None, batch_size: int | None = None,
              max_new_tokens: int | None = None, temperature_scaling: bool | None = None,
              bootstrap_samples: int | None = None, seed: int = 0, limit: int | None = None, dtype: str = "auto",
-             progress: bool = True, backend: str = "torch") -> dict[str, Any]:
+             progress: bool = True, backend: str = "torch",
+             overwrite: bool = False) -> dict[str, Any]:
     """``fintune eval``: evaluate a run / model (or a baseline) on prepared data; returns the metrics dict.
 
     Args:
         run_or_model: run directory, model directory, hub id or alias (not needed for majority / tfidf).
         data: prepared dataset directory, or a recipe YAML to prepare into ``out/data``.
-        out: output directory (replaced atomically).
+        out: output directory (written atomically; a non-empty one is replaced only with ``overwrite``, and never
+            when it is or holds ``data`` / the run).
         mode, split, batch_size, max_new_tokens, temperature_scaling, bootstrap_samples: ``None`` = the run's
             recipe ``eval:`` block when it set the key, else :data:`EVAL_DEFAULTS`; ``metrics["settings"]`` says
             which was used.
         baseline: ``majority`` | ``tfidf`` | ``zero-shot`` (the base model of ``run_or_model``).
         backend: ``torch`` or ``vllm`` (the same predictions schema).
     """
-    from fintune.artifacts import atomic_output_dir, write_manifest
+    from fintune.artifacts import atomic_output_dir, check_output_dir, write_manifest
 
-    args = {k: v for k, v in locals().items() if k not in ("atomic_output_dir", "write_manifest")}
+    args = {k: v for k, v in locals().items() if k not in ("atomic_output_dir", "write_manifest", "check_output_dir")}
     args["data"], args["out"] = str(data), str(out)
     if baseline not in (None, "majority", "tfidf", "zero-shot"):
         raise FintuneError(f"--baseline {baseline!r}: unknown baseline", "use majority, tfidf or zero-shot")
     if mode not in (None, "score", "generate"):
         raise FintuneError(f"--mode {mode!r}: unknown mode", "use score or generate")
+    if limit is not None and limit < 1:
+        raise FintuneError(f"--limit {limit}: must be >= 1", "omit it to evaluate every example")
+    if bootstrap_samples is not None and bootstrap_samples < 0:
+        raise FintuneError(f"--bootstrap-samples {bootstrap_samples}: must be >= 0")
+    check_inputs = {"inputs": [data], "runs": [run_or_model]}
+    check_output_dir(out, overwrite, **check_inputs)
+    if not Path(data).exists():  # before any model is loaded
+        raise FintuneError(f"--data {data}: not found", "give a `fintune data` directory or a recipe YAML")
+    if Path(data).is_file():  # a recipe: validate it now (preparing it may need the model's tokenizer)
+        from fintune.recipe import load_recipe
+
+        load_recipe(data)
     run_spec = None
     if run_or_model and baseline is None and (Path(run_or_model) / "manifest.json").exists():
         run_spec = read_run(run_or_model).task_spec
@@ -352,7 +366,7 @@ def run_eval(run_or_model: str | None, data: str | Path, out: str | Path, mode: 
                                       "temperature_scaling": temperature_scaling,
                                       "bootstrap_samples": bootstrap_samples, "split": split}, run_spec)
     val = {k: v["value"] for k, v in settings.items()}
-    with atomic_output_dir(out) as staging:
+    with atomic_output_dir(out, overwrite, **check_inputs) as staging:
         predictor = None
         if baseline in ("majority", "tfidf"):
             ev = load_eval_data(data, workdir=staging)

@@ -255,19 +255,29 @@ def _plots(runs: list[RunResult], rows: list[dict[str, Any]], out: Path) -> list
 
 
 def run_compare(runs: Sequence[str | Path], out: str | Path | None, bootstrap_samples: int = 1000,
-                seed: int = 0) -> dict[str, Any]:
+                seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
     """``fintune compare``: write comparison.md / .html / .json, plots and manifest.json to ``out`` (nothing is
-    written when ``out`` is None); the result has the markdown under ``markdown``.
+    written when ``out`` is None; a non-empty ``out`` only with ``overwrite``, never a compared run or its eval
+    directory); the result has the markdown under ``markdown``.
 
     When every run was evaluated on forecaster data, comparison.md is the six-metric forecaster table
     (:mod:`fintune.evaluate.compare_forecast`) and comparison.json holds it under ``forecast``.
     """
-    from fintune.artifacts import atomic_output_dir, atomic_write_json, atomic_write_text, write_manifest
+    from fintune.artifacts import (
+        atomic_output_dir,
+        atomic_write_json,
+        atomic_write_text,
+        check_output_dir,
+        write_manifest,
+    )
     from fintune.evaluate.compare_forecast import forecast_comparison, is_forecaster, render_forecast_markdown
 
     if not runs:
         raise FintuneError("compare: give at least one run directory")
     loaded = [load_run(r) for r in runs]
+    eval_dirs = [_eval_dir(r.path) for r in loaded]  # what compare reads: never replaced, never written into
+    if out is not None:
+        check_output_dir(out, overwrite, inputs=eval_dirs, runs=runs)
     names = [r.name for r in loaded]
     if len(set(names)) != len(names):  # same basename twice: fall back to the paths given
         for r, given in zip(loaded, runs, strict=True):
@@ -287,7 +297,7 @@ def run_compare(runs: Sequence[str | Path], out: str | Path | None, bootstrap_sa
 
     if out is None:
         return {**result, "plots": [], "markdown": markdown([])}
-    with atomic_output_dir(out) as staging:
+    with atomic_output_dir(out, overwrite, inputs=eval_dirs, runs=runs) as staging:
         written = _plots(loaded, rows, staging)
         atomic_write_text(staging / "comparison.md", markdown(written))
         atomic_write_text(staging / "comparison.html", render_html(rows, deltas, written))

@@ -271,7 +271,8 @@ def evaluate_task(model: Any, tokenizer: Any, task: SuiteTask, data_dir: Path, l
 
 def run_suite(run_or_model: str, out: str | Path, suite: str = "flare", tasks: Sequence[str] | None = None,
               limit: int | None = 200, data_root: str | Path | None = None, batch_size: int = 8,
-              max_new_tokens: int = 96, dtype: str = "auto", seed: int = 0, progress: bool = True) -> dict[str, Any]:
+              max_new_tokens: int = 96, dtype: str = "auto", seed: int = 0, progress: bool = True,
+              overwrite: bool = False) -> dict[str, Any]:
     """Run every task of ``suite`` on a run or model and write ``suite.md`` (table + anchors), ``suite.json``,
     per-task ``<task>/predictions.jsonl`` + ``metrics.json``, the prepared data and ``manifest.json`` to ``out``.
 
@@ -284,6 +285,7 @@ def run_suite(run_or_model: str, out: str | Path, suite: str = "flare", tasks: S
         atomic_output_dir,
         atomic_write_json,
         atomic_write_text,
+        check_output_dir,
         hash_paths,
         write_manifest,
     )
@@ -293,6 +295,7 @@ def run_suite(run_or_model: str, out: str | Path, suite: str = "flare", tasks: S
 
     if limit is not None and limit < 1:
         raise FintuneError(f"--limit {limit}: must be >= 1", "omit it to use the full test sets")
+    check_output_dir(out, overwrite, inputs=[data_root], runs=[run_or_model])
     chosen = suite_tasks(suite, tasks, data_root)
     root = Path(str(data_root or default_data_root()))
     if not root.is_dir():
@@ -305,7 +308,7 @@ def run_suite(run_or_model: str, out: str | Path, suite: str = "flare", tasks: S
     seen = _seen_in_training(run_or_model)
     results: dict[str, Any] = {}
     hashes: dict[str, str] = {}
-    with atomic_output_dir(out) as staging:
+    with atomic_output_dir(out, overwrite, inputs=[data_root], runs=[run_or_model]) as staging:
         for task in chosen:
             data_dir = prepare_data(suite_recipe(task, str((info.base_model if info else None) or run_or_model),
                                                  template),

@@ -123,7 +123,7 @@ def render_report(runs: Sequence[Run], title: str = "fintune report", bootstrap_
 
 
 def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "fintune report",
-                 bootstrap_samples: int = 1000) -> Path:
+                 bootstrap_samples: int = 1000, overwrite: bool = False) -> Path:
     """``fintune report``: discover runs under ``paths`` and write ``out/report.html`` and ``out/manifest.json``.
 
     Args:
@@ -135,8 +135,15 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "fin
     Returns:
         The path of ``report.html``.
     """
-    from fintune.artifacts import atomic_output_dir, atomic_write_text, sha256_file, write_manifest
+    from fintune.artifacts import (
+        atomic_output_dir,
+        atomic_write_text,
+        check_output_dir,
+        sha256_file,
+        write_manifest,
+    )
 
+    check_output_dir(out, overwrite, runs=paths)
     runs = discover_runs(list(paths))
     out = Path(out)
     inside = [r.name for r in runs if out.resolve() == r.path.resolve()]
@@ -150,7 +157,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "fin
         for name in ("manifest.json", "metrics.json", "predictions.jsonl", "metrics.jsonl"):
             if run.file(name).is_file():
                 hashes[str(run.file(name))] = sha256_file(run.file(name))
-    with atomic_output_dir(out) as staging:
+    with atomic_output_dir(out, overwrite, runs=paths) as staging:
         atomic_write_text(staging / "report.html", page)
         write_manifest(staging, "report", recipe={"runs": [str(p) for p in paths], "title": title,
                                                   "bootstrap_samples": bootstrap_samples},

@@ -79,20 +79,21 @@ class BlockCollator:
         return {k: torch.tensor(v) for k, v in out.items()}
 
 
-def pretrain(recipe: Recipe, out: str | Path | None = None, resume: bool = False) -> dict[str, Any]:
+def pretrain(recipe: Recipe, out: str | Path | None = None, resume: bool = False,
+             overwrite: bool = False) -> dict[str, Any]:
     """``fintune pretrain``: load documents, pack into blocks, train (LoRA or full), write ``RUN/``."""
     import hashlib
 
     from tqdm import tqdm
 
-    from fintune.train.sft import check_sequence_length, prepare_model, run_training
+    from fintune.train.sft import check_run_dir, check_sequence_length, prepare_model, run_training
 
     if recipe.method == "qlora":
         print("note: stage-1 QLoRA trains a LoRA adapter on a 4-bit base", flush=True)
     from fintune.train.best_metric import task_metric
 
-    out = Path(out or recipe.output_dir or Path("runs") / recipe.name)
     task_metric(recipe.model_copy(update={"stage": "pretrain"}))  # stage 1 selects by eval_loss only
+    out = check_run_dir(recipe, out or recipe.output_dir or Path("runs") / recipe.name, resume, overwrite)
     model, tokenizer, lineage = prepare_model(recipe)
     check_sequence_length(recipe, model)
     docs = load_documents(recipe)

@@ -140,7 +140,7 @@ def _save_final(model: Any, tokenizer: Any, out: Path) -> None:
     from fintune.artifacts import atomic_output_dir
 
     stage = out / ".final"
-    with atomic_output_dir(stage) as staging:
+    with atomic_output_dir(stage, overwrite=True) as staging:
         model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
     for f in sorted(stage.iterdir()):
@@ -270,17 +270,48 @@ def prepare_model(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
     return model, tokenizer, lineage
 
 
+def check_run_dir(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool) -> Path:
+    """Refuse a run directory that would destroy data: a non-empty one without ``--resume`` (continue its
+    checkpoints) or ``--overwrite`` (which empties it first), a finished run "resumed" with no checkpoint left, and one
+    that is or holds the recipe's data, model or stage-1 run (never allowed).
+    """
+    from fintune.artifacts import check_output_dir
+    from fintune.data.prepare import source_paths
+
+    out = Path(out)
+    check_output_dir(out, True, inputs=source_paths(recipe), runs=[recipe.model_name_or_path, recipe.init_from])
+    has_checkpoint = any((out / CHECKPOINTS).glob("checkpoint-*")) if (out / CHECKPOINTS).is_dir() else False
+    non_empty = out.is_dir() and any(out.iterdir())
+    if overwrite:
+        if non_empty:
+            shutil.rmtree(out)
+        return out
+    if resume:
+        if not has_checkpoint and (out / "manifest.json").exists():
+            raise FintuneError(f"{out}: a finished run with no checkpoint to resume",
+                               "pass --overwrite to train it again, or choose another --out")
+        return out
+    if has_checkpoint:
+        raise FintuneError(f"{out}: already holds checkpoints",
+                           "pass --resume to continue, --overwrite to start again, or choose another --out")
+    if non_empty:
+        raise FintuneError(f"--out {out}: directory is not empty",
+                           "pass --resume to continue it, --overwrite to start again, or choose another --out")
+    return out
+
+
 def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = False,
-              callbacks: list[Any] | None = None) -> dict[str, Any]:
+              callbacks: list[Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """``fintune train``: prepare data (unless ``data.prepared``), tokenize, check, train, write ``RUN/``.
 
-    ``callbacks`` are extra ``transformers.TrainerCallback`` objects (a sweep's pruning callback, say).
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects (a sweep's pruning callback, say). A non-empty
+    ``out`` needs ``resume`` (continue its checkpoints) or ``overwrite`` (start again); see :func:`check_run_dir`.
     """
     from fintune.artifacts import hash_paths
     from fintune.train.best_metric import build_callback, task_metric
 
-    out = Path(out or recipe.output_dir or Path("runs") / recipe.name)
     task_metric(recipe)  # a bad metric_for_best_model fails before the model loads
+    out = check_run_dir(recipe, out or recipe.output_dir or Path("runs") / recipe.name, resume, overwrite)
     model, tokenizer, lineage = prepare_model(recipe)
     check_sequence_length(recipe, model)
     if recipe.data.prepared:
