@@ -151,6 +151,53 @@ def quant_storage_dtype_for(launch_env: Mapping[str, str] | str | None, dtype: s
     return dtype
 
 
+SHARDINGS = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp")
+# FSDP sharding strategies (names or accelerate's 1-5 numbering) -> the ZeRO stage they match in memory
+_FSDP_SHARDING = {"FULL_SHARD": "fsdp", "1": "fsdp", "SHARD_GRAD_OP": "zero2", "2": "zero2", "NO_SHARD": "ddp",
+                  "3": "ddp", "HYBRID_SHARD": "fsdp", "4": "fsdp", "HYBRID_SHARD_ZERO2": "zero2", "5": "zero2"}
+
+
+def parallel_layout(config: str | Path | None = None, num_processes: int | None = None) -> tuple[str, int]:
+    """(sharding, processes) of a launch: ``none``/``ddp``/``zero1``/``zero2``/``zero3``/``fsdp`` and the count.
+
+    Without ``config`` several processes mean DDP. With one (a shipped name or an accelerate YAML) the sharding
+    comes from its ``distributed_type``, ZeRO stage or FSDP sharding strategy, and the count from
+    ``num_processes`` when not given.
+    """
+    if num_processes is not None and num_processes < 1:
+        raise FintuneError(f"--num-processes {num_processes}: must be at least 1")
+    if config is None:
+        n = num_processes or 1
+        return ("ddp" if n > 1 else "none"), n
+    cfg = load_accelerate_config(config)
+    n = num_processes or int(cfg.get("num_processes") or 1)
+    kind = cfg.get("distributed_type")
+    if kind == "DEEPSPEED":
+        stage = (cfg.get("deepspeed_json") or {}).get("zero_optimization", {}).get(
+            "stage", (cfg.get("deepspeed_config") or {}).get("zero_stage", 0))
+        sharding = {0: "ddp", 1: "zero1", 2: "zero2", 3: "zero3"}[int(stage)]
+    elif kind == "FSDP":
+        fsdp = cfg.get("fsdp_config") or {}
+        strategy = str(fsdp.get("fsdp_sharding_strategy", "FULL_SHARD")).upper()
+        if fsdp.get("fsdp_version") == 2:
+            strategy = "FULL_SHARD" if fsdp.get("fsdp_reshard_after_forward", True) else "SHARD_GRAD_OP"
+        sharding = _FSDP_SHARDING.get(strategy, "fsdp")
+    else:
+        sharding = "ddp"
+    return (sharding if n > 1 else "none"), n
+
+
+def current_layout(env: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """:func:`parallel_layout` of the running process, read from the launcher's environment."""
+    env = os.environ if env is None else env
+    n, kind = world_size(env), launch_kind(env)
+    if n == 1:
+        return "none", 1
+    if kind == "deepspeed":
+        kind = {1: "zero1", 2: "zero2"}.get(deepspeed_zero_stage(env) or 0, "ddp")
+    return kind, n
+
+
 def resolve_config(config: str | Path) -> Path:
     """A shipped config name (``ddp``, ``zero2``, ``zero3``, ``fsdp``) or a path to an accelerate YAML file."""
     path = Path(config)
