@@ -37,7 +37,7 @@ DATA = Path(os.environ.get("FINTUNE_DATA", ROOT.parent / "shared" / "data")) / "
 
 def _sizes(cpu: bool) -> dict[str, Any]:
     if cpu:
-        return {"steps": 3, "batch": 2, "seq": 128, "fpb_limit": 60, "score_limit": 12,
+        return {"steps": 2, "batch": 2, "seq": 128, "fpb_limit": 60, "score_limit": 12,
                 "llama": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                               num_key_value_heads=2)}
     return {"steps": 30, "batch": 8, "seq": 256, "fpb_limit": None, "score_limit": None,
@@ -45,10 +45,18 @@ def _sizes(cpu: bool) -> dict[str, Any]:
                           num_key_value_heads=4)}
 
 
-def _recipe_dict(model: str, method: str, cpu: bool, sizes: dict[str, Any]) -> dict[str, Any]:
-    source = {"name": "phrasebank", "path": str(DATA), "agreement": "all"}
+def _source(sizes: dict[str, Any]) -> dict[str, Any]:
+    """FPB (all-agree) when the data folder is there, else the built-in synthetic news (no files needed)."""
+    if not DATA.is_dir():
+        return {"name": "synth", "options": {"n": sizes["fpb_limit"] or 2000, "seed": 0}}
+    source: dict[str, Any] = {"name": "phrasebank", "path": str(DATA), "agreement": "all"}
     if sizes["fpb_limit"]:
         source["limit"] = sizes["fpb_limit"]
+    return source
+
+
+def _recipe_dict(model: str, method: str, cpu: bool, sizes: dict[str, Any]) -> dict[str, Any]:
+    source = _source(sizes)
     raw = {"name": f"gpu-check-{method}", "model_name_or_path": model, "method": method, "lora_r": 16,
            "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": "all-linear",
            "per_device_train_batch_size": sizes["batch"], "learning_rate": 2e-4, "num_train_epochs": 1,
@@ -93,12 +101,19 @@ def worker_train(model: str, method: str, out: Path, cpu: bool) -> dict[str, Any
             "final_loss": summary["final_logged_loss"], "bf16": summary["bf16"]}
 
 
-def make_tiny_llama(out: Path, default_dir: str, cpu: bool) -> Path:
-    """A random Llama with the embedded default's tokenizer (so the chat template and labels work)."""
+def make_tiny_llama(out: Path, default_dir: str | None, cpu: bool) -> Path:
+    """A random Llama with the embedded default's tokenizer (so the chat template and labels work), or the test
+    suite's small BPE tokenizer with a ChatML template when the default is not available offline."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(default_dir)
+    if default_dir:
+        tok = AutoTokenizer.from_pretrained(default_dir)
+    else:
+        sys.path.insert(0, str(ROOT))
+        from tests.tiny import make_tokenizer
+
+        tok = make_tokenizer()
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(tok), max_position_embeddings=2048, tie_word_embeddings=True,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
@@ -200,6 +215,7 @@ def main() -> int:
         return 0
     import torch
 
+    from fintune.errors import FintuneError
     from fintune.models import resolve_model
 
     out = Path(args.out)
@@ -212,16 +228,25 @@ def main() -> int:
         print("no CUDA device visible; pass --cpu to run the CPU version", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    default = resolve_model("smollm2-135m")
+    try:
+        default: str | None = resolve_model("smollm2-135m")
+        default_note = None
+    except FintuneError as exc:  # offline without the cache or $FINTUNE_SMOLLM2_GGUF: the tiny Llama still runs
+        default, default_note = None, exc.one_line()
     tiny = make_tiny_llama(work / "tiny-llama", default, args.cpu)
     result: dict[str, Any] = {
         "mode": "cpu" if args.cpu else "cuda", "torch": torch.__version__,
         "device": torch.cuda.get_device_name(0) if cuda else "cpu", "cuda_devices": torch.cuda.device_count(),
         "sizes": {k: v for k, v in _sizes(args.cpu).items() if k != "llama"}, "tiny_llama": _sizes(args.cpu)["llama"],
+        "data": _source(_sizes(args.cpu))["name"],
     }
-    result["train"] = step_train(work, {"smollm2-135m": default, "tiny-llama": str(tiny)}, args.cpu)
+    models = {"smollm2-135m": default} if default else {}
+    result["train"] = step_train(work, {**models, "tiny-llama": str(tiny)}, args.cpu)
+    if not default:
+        result["train"]["smollm2-135m"] = {"skipped": f"embedded default not available: {default_note}"}
     result["ddp"] = step_ddp(work, tiny, args.cpu)
-    result["score"] = step_score(work, work / "smollm2-135m-lora", args.cpu)
+    scored = "smollm2-135m" if default else "tiny-llama"
+    result["score"] = {"model": scored, **step_score(work, work / f"{scored}-lora", args.cpu)}
     result["total_wall_s"] = time.perf_counter() - t0
     text = json.dumps(result)
     (out / "gpu_check.json").write_text(text + "\n", encoding="utf-8")
