@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,3 +99,32 @@ def test_accelerate_launch_runs_fintune_on_cpu() -> None:
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "--budget" in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["zero2", "zero3"])
+def test_shipped_deepspeed_json_passes_deepspeeds_own_parser(name: str, tmp_path: Path) -> None:
+    """The JSON accelerate hands to DeepSpeed, its "auto" values filled the way Trainer fills them, then parsed by
+    ``deepspeed.runtime.config.DeepSpeedConfig`` (pydantic: unknown keys and bad stages are rejected)."""
+    pytest.importorskip("deepspeed", reason="deepspeed not installed (pip install 'fintune[dist]')")
+    from deepspeed.runtime.config import DeepSpeedConfig
+    from pydantic import ValidationError
+    from transformers import LlamaConfig, LlamaForCausalLM, TrainingArguments
+    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+    raw = D.load_accelerate_config(name)["deepspeed_json"]
+    hf = HfTrainerDeepSpeedConfig(json.loads(json.dumps(raw)))
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=4,
+                             use_cpu=True, report_to="none")
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                         num_attention_heads=4, num_key_value_heads=2, vocab_size=100))
+    hf.trainer_config_process(args)
+    hf.trainer_config_finalize(args, model, 10)
+    parsed = DeepSpeedConfig(hf.config)
+    assert parsed.zero_optimization_stage == int(name[-1])
+    assert parsed.train_micro_batch_size_per_gpu == 2 and parsed.gradient_accumulation_steps == 4
+    # ZeRO-3 must gather full 16-bit weights on save, or the final adapter would be empty placeholders
+    assert parsed.zero_config.gather_16bit_weights_on_model_save is (name == "zero3")
+    typo = json.loads(json.dumps(hf.config))
+    typo["zero_optimization"]["overlap_comn"] = True
+    with pytest.raises(ValidationError):
+        DeepSpeedConfig(typo)

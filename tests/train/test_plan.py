@@ -202,3 +202,58 @@ def test_cli_plan_json_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "0.75%" in text and "packed two per uint8" in text
     assert cli.main(["plan", str(recipe), "--budget", "lots"]) == 2
     assert "not a memory size" in capsys.readouterr().err
+
+
+def test_sharding_makes_memory_per_device(tmp_path: Path) -> None:
+    recipe = _recipe(_config_dir(tmp_path, LLAMA32_3B), target_modules=ALL_PROJ, per_device_train_batch_size=1,
+                     max_seq_length=1024)
+    one = P.plan(recipe)["memory_terms"]
+    ddp = P.plan(recipe, num_processes=2)
+    z2 = P.plan(recipe, config="zero2", num_processes=4)["memory_terms"]
+    z3 = P.plan(recipe, config="zero3", num_processes=4)["memory_terms"]
+    fsdp = P.plan(recipe, config="fsdp", num_processes=4)["memory_terms"]
+    assert ddp["settings"]["sharding"] == "ddp" and ddp["settings"]["num_processes"] == 2
+    # DDP replicates everything and adds its gradient buckets
+    assert ddp["memory_terms"]["weights"] == one["weights"] and ddp["memory_terms"]["ddp_buckets"] == one["gradients"]
+    # ZeRO-2: gradients and optimizer states / N, weights whole
+    assert z2["weights"] == one["weights"] and z2["adapter"] == one["adapter"]
+    assert z2["gradients"] == pytest.approx(one["gradients"] / 4, abs=1)
+    assert z2["optimizer"] == pytest.approx(one["optimizer"] / 4, abs=1)
+    # ZeRO-3 = FSDP FULL_SHARD: decoder weights / N, embeddings whole, two layers gathered
+    decoder = 3_212_749_824 - 128256 * 3072 - 57 * 3072
+    assert z3 == fsdp
+    assert z3["weights"] == pytest.approx(one["weights"] - decoder * 2 + decoder * 2 / 4, abs=2)
+    assert z3["gathered_weights"] == pytest.approx(2 * decoder * 2 / 28, abs=1)
+    assert z3["adapter"] == pytest.approx(one["adapter"] / 4, abs=1)
+    for k in ("activations", "logits", "backward_transient"):
+        assert z3[k] == z2[k] == one[k]
+    assert z3["total"] < z2["total"] < one["total"]
+
+
+def test_parallel_layout_reads_accelerate_configs(tmp_path: Path) -> None:
+    from fintune.train.distributed import current_layout, parallel_layout
+
+    assert parallel_layout() == ("none", 1) and parallel_layout(None, 2) == ("ddp", 2)
+    assert {n: parallel_layout(n) for n in ("ddp", "zero2", "zero3", "fsdp")} == {
+        "ddp": ("ddp", 2), "zero2": ("zero2", 2), "zero3": ("zero3", 2), "fsdp": ("fsdp", 2)}
+    assert parallel_layout("zero3", 1) == ("none", 1) and parallel_layout("fsdp", 8) == ("fsdp", 8)
+    grad_op = tmp_path / "fsdp-grad-op.yaml"
+    grad_op.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nnum_processes: 4\n"
+                       "fsdp_config:\n  fsdp_sharding_strategy: SHARD_GRAD_OP\n")
+    assert parallel_layout(grad_op) == ("zero2", 4)
+    with pytest.raises(FintuneError, match="--num-processes 0"):
+        parallel_layout(None, 0)
+    env = {"WORLD_SIZE": "4", "ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}
+    assert current_layout(env) == ("zero2", 4) and current_layout({}) == ("none", 1)
+    assert current_layout({"WORLD_SIZE": "2", "ACCELERATE_USE_FSDP": "true"}) == ("fsdp", 2)
+
+
+def test_cli_plan_per_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model_name_or_path: {_config_dir(tmp_path, LLAMA32_3B)}\nmax_seq_length: 512\n")
+    assert cli.main(["plan", str(recipe), "--config", "zero3", "--num-processes", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "processes   4 (zero3); memory is per device" in out and "gathered_weights" in out
+    assert "ddp_buckets" not in out
+    assert cli.main(["plan", str(recipe), "--config", "zero9"]) == 2
+    assert "accelerate config zero9: not found" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""``fintune plan RECIPE [--set k=v ...] [--budget 8GB] [--device cuda|cpu] [--json]``."""
+"""``fintune plan RECIPE [--set k=v ...] [--budget 8GB] [--device cuda|cpu] [--num-processes N] [--config C]
+[--json]``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--trained-fraction", type=bounded(float, 0, 1, low_open=True), default=1.0, metavar="F",
                    help="share of token positions the loss trains on (answer-only loss computes logits only "
                         "there); 1.0 = upper bound")
+    p.add_argument("--num-processes", type=int, default=None, metavar="N",
+                   help="processes (GPUs) of the launch; memory is then per device (default: the config's, else 1)")
+    p.add_argument("--config", default=None, metavar="CONFIG",
+                   help="accelerate config of the launch: ddp, zero2, zero3, fsdp (shipped) or a YAML path; "
+                        "decides how weights, gradients and optimizer states are sharded (default: DDP)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     return p
 
@@ -34,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     budget = parse_bytes(args.budget) if args.budget is not None else None
-    result = plan(recipe, budget=budget, device=args.device, logits_fraction=args.trained_fraction)
+    result = plan(recipe, budget=budget, device=args.device, logits_fraction=args.trained_fraction,
+                  num_processes=args.num_processes, config=args.config)
     print(json.dumps(result, indent=2) if args.json else format_plan(result))
     return 0

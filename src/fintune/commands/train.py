@@ -28,9 +28,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune train``."""
     from fintune.recipe import load_recipe
+    from fintune.train.distributed import is_main_process
     from fintune.train.sft import train_sft
 
     recipe = load_recipe(args.recipe, args.overrides)
     summary = train_sft(recipe, out=args.out, resume=args.resume, overwrite=args.overwrite)
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("trainable_line", "history")}))
+    if is_main_process():  # one summary line per run, not one per process
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("trainable_line", "history")}))
     return 0

@@ -20,8 +20,8 @@ class MetricsJsonlCallback(TrainerCallback):
         self.path = Path(path)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        """Write one line per log event, with the global step and epoch."""
-        if not logs:
+        """Write one line per log event, with the global step and epoch (main process only)."""
+        if not logs or not state.is_world_process_zero:
             return
         row = {"step": state.global_step, "epoch": state.epoch, **logs}
         with self.path.open("a", encoding="utf-8") as fh:
@@ -72,8 +72,16 @@ class FintuneTrainer(Trainer):
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        """Token-mean cross-entropy over trained tokens (see :func:`answer_only_loss`)."""
+        """Token-mean cross-entropy over trained tokens (see :func:`answer_only_loss`).
+
+        Under several processes ``num_items_in_batch`` counts the trained tokens of every rank, and DDP / FSDP /
+        DeepSpeed average gradients over ranks, so the loss is multiplied by the world size (as Trainer's own
+        ``compute_loss`` does): the gradient and the logged loss then equal a single process's with the same
+        global batch.
+        """
         loss = answer_only_loss(model, inputs, num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            loss = loss * self.accelerator.num_processes
         return (loss, None) if return_outputs else loss
 
     def prediction_step(self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool,
@@ -88,27 +96,36 @@ class FintuneTrainer(Trainer):
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         # Build checkpoint-N in a staging root and rename it into place, so a kill mid-save never leaves a
-        # half-written checkpoint that --resume would pick up.
+        # half-written checkpoint that --resume would pick up. Under several processes every rank writes its own
+        # part (its RNG state; shards under FSDP / ZeRO) into the staging root, and only the main process prepares
+        # and renames it, between barriers.
         final_root = self.args.output_dir
         staging_root = os.path.join(final_root, ".staging")
-        shutil.rmtree(staging_root, ignore_errors=True)
-        os.makedirs(staging_root)
+        main = self.args.should_save
+        if main:
+            shutil.rmtree(staging_root, ignore_errors=True)
+            os.makedirs(staging_root)
+        self.accelerator.wait_for_everyone()
         self.args.output_dir = staging_root
         try:
             super()._save_checkpoint(model, trial)
         finally:
             self.args.output_dir = final_root
+        self.accelerator.wait_for_everyone()
         name = f"checkpoint-{self.state.global_step}"
         best = self.state.best_model_checkpoint
         if best and best.startswith(staging_root):
             self.state.best_model_checkpoint = os.path.join(final_root, os.path.basename(best))
-            self.state.save_to_json(os.path.join(staging_root, name, "trainer_state.json"))
-        target = os.path.join(final_root, name)
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.replace(os.path.join(staging_root, name), target)
-        shutil.rmtree(staging_root, ignore_errors=True)
-        from transformers.trainer_utils import rotate_checkpoints
+            if main:
+                self.state.save_to_json(os.path.join(staging_root, name, "trainer_state.json"))
+        if main:
+            target = os.path.join(final_root, name)
+            if os.path.exists(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(staging_root, name), target)
+            shutil.rmtree(staging_root, ignore_errors=True)
+            from transformers.trainer_utils import rotate_checkpoints
 
-        rotate_checkpoints(output_dir=final_root, save_total_limit=self.args.save_total_limit,
-                           best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+            rotate_checkpoints(output_dir=final_root, save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()

@@ -1,4 +1,11 @@
-"""Multi-GPU launch: the shipped accelerate configs, the launch command line, and QLoRA's storage dtype.
+"""Multi-process runs: rank helpers, the shipped accelerate configs, the launch command line, QLoRA's storage dtype.
+
+Rank helpers (the one place ``fintune`` asks which process it is): :func:`world_size`, :func:`rank`,
+:func:`is_main_process`, :func:`barrier` and :func:`main_process_first`. They read the launcher's environment
+(``WORLD_SIZE`` / ``RANK``, set by ``torchrun``, ``accelerate launch`` and the DeepSpeed launcher), so they work
+before the Trainer exists; the first barrier of a multi-process run sets up the process group through accelerate's
+``PartialState`` (gloo on the CPU, nccl on CUDA), the same group the Trainer then uses. In a single process every
+helper is a no-op and nothing distributed is initialised. Only the main process writes run files; the others wait.
 
 Shipped configs (``configs/accelerate/``, run from the repository root because the DeepSpeed ones name
 ``configs/deepspeed/*.json`` relatively):
@@ -17,10 +24,11 @@ them the same way), so under FSDP or ZeRO-3 :func:`quant_storage_dtype_for` retu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,63 @@ from fintune.errors import FintuneError
 CONFIGS_DIR = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
 SHIPPED_CONFIGS = ("ddp", "zero2", "zero3", "fsdp")
 _STORAGE_DTYPES = ("bfloat16", "float16", "float32")
+
+
+def world_size(env: Mapping[str, str] | None = None) -> int:
+    """How many processes this run has (``WORLD_SIZE``; 1 when not launched by a distributed launcher)."""
+    env = os.environ if env is None else env
+    return max(1, int(env.get("WORLD_SIZE", "1") or 1))
+
+
+def rank(env: Mapping[str, str] | None = None) -> int:
+    """This process's global rank (``RANK``; 0 in a single process)."""
+    env = os.environ if env is None else env
+    return int(env.get("RANK", "0") or 0)
+
+
+def is_main_process(env: Mapping[str, str] | None = None) -> bool:
+    """True on the one process that writes run files (global rank 0)."""
+    return rank(env) == 0
+
+
+def _process_group_ready() -> bool:
+    """Set up the default process group if this is a multi-process run; True when one is usable."""
+    if world_size() == 1:
+        return False
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        from accelerate import PartialState
+
+        PartialState()  # picks the backend (gloo on CPU, nccl on CUDA) and calls init_process_group
+    return dist.is_initialized()
+
+
+def barrier() -> None:
+    """Wait until every process reaches this point (a no-op in a single process)."""
+    if _process_group_ready():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def main_process_first() -> Iterator[bool]:
+    """Run the block on the main process first, then on the others (which wait at a barrier meanwhile).
+
+    Yields :func:`is_main_process`, so a block can write only on the main process and read on the others::
+
+        with main_process_first() as main:
+            if main:
+                prepare(...)
+        data = read(...)
+    """
+    main = is_main_process()
+    if not main:
+        barrier()
+    yield main
+    if main:
+        barrier()
 
 
 def _truthy(value: str | None) -> bool:
@@ -64,7 +129,7 @@ def launch_kind(env: Mapping[str, str] | None = None) -> str:
     stage = deepspeed_zero_stage(env)
     if stage is not None:
         return "zero3" if stage == 3 else "deepspeed"
-    if int(env.get("WORLD_SIZE", "1") or 1) > 1:
+    if world_size(env) > 1:
         return "ddp"
     return "single"
 
@@ -84,6 +149,53 @@ def quant_storage_dtype_for(launch_env: Mapping[str, str] | str | None, dtype: s
         raise FintuneError(f"dtype {dtype!r}: QLoRA under {kind} stores 4-bit weights in the model dtype",
                            f"set dtype to one of {', '.join(_STORAGE_DTYPES)}")
     return dtype
+
+
+SHARDINGS = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp")
+# FSDP sharding strategies (names or accelerate's 1-5 numbering) -> the ZeRO stage they match in memory
+_FSDP_SHARDING = {"FULL_SHARD": "fsdp", "1": "fsdp", "SHARD_GRAD_OP": "zero2", "2": "zero2", "NO_SHARD": "ddp",
+                  "3": "ddp", "HYBRID_SHARD": "fsdp", "4": "fsdp", "HYBRID_SHARD_ZERO2": "zero2", "5": "zero2"}
+
+
+def parallel_layout(config: str | Path | None = None, num_processes: int | None = None) -> tuple[str, int]:
+    """(sharding, processes) of a launch: ``none``/``ddp``/``zero1``/``zero2``/``zero3``/``fsdp`` and the count.
+
+    Without ``config`` several processes mean DDP. With one (a shipped name or an accelerate YAML) the sharding
+    comes from its ``distributed_type``, ZeRO stage or FSDP sharding strategy, and the count from
+    ``num_processes`` when not given.
+    """
+    if num_processes is not None and num_processes < 1:
+        raise FintuneError(f"--num-processes {num_processes}: must be at least 1")
+    if config is None:
+        n = num_processes or 1
+        return ("ddp" if n > 1 else "none"), n
+    cfg = load_accelerate_config(config)
+    n = num_processes or int(cfg.get("num_processes") or 1)
+    kind = cfg.get("distributed_type")
+    if kind == "DEEPSPEED":
+        stage = (cfg.get("deepspeed_json") or {}).get("zero_optimization", {}).get(
+            "stage", (cfg.get("deepspeed_config") or {}).get("zero_stage", 0))
+        sharding = {0: "ddp", 1: "zero1", 2: "zero2", 3: "zero3"}[int(stage)]
+    elif kind == "FSDP":
+        fsdp = cfg.get("fsdp_config") or {}
+        strategy = str(fsdp.get("fsdp_sharding_strategy", "FULL_SHARD")).upper()
+        if fsdp.get("fsdp_version") == 2:
+            strategy = "FULL_SHARD" if fsdp.get("fsdp_reshard_after_forward", True) else "SHARD_GRAD_OP"
+        sharding = _FSDP_SHARDING.get(strategy, "fsdp")
+    else:
+        sharding = "ddp"
+    return (sharding if n > 1 else "none"), n
+
+
+def current_layout(env: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """:func:`parallel_layout` of the running process, read from the launcher's environment."""
+    env = os.environ if env is None else env
+    n, kind = world_size(env), launch_kind(env)
+    if n == 1:
+        return "none", 1
+    if kind == "deepspeed":
+        kind = {1: "zero1", 2: "zero2"}.get(deepspeed_zero_stage(env) or 0, "ddp")
+    return kind, n
 
 
 def resolve_config(config: str | Path) -> Path:

@@ -40,6 +40,13 @@ the estimate in benchmarks/plan_accuracy.py; with ``MALLOC_MMAP_THRESHOLD_=13107
 returned at once) peak RSS growth was 5% (no checkpointing) and 16% (checkpointing) under it
 (BENCHMARKS.plan.md).
 
+Several processes (``--num-processes N``, ``--config ddp|zero2|zero3|fsdp``): every figure is per device.
+DDP replicates everything and its reducer keeps one more copy of the gradients in flat buckets (``ddp_buckets``).
+ZeRO-2 (and FSDP ``SHARD_GRAD_OP``) shards gradients and optimizer states: each /N. ZeRO-3 and FSDP ``FULL_SHARD``
+shard the decoder layers' weights and the adapter too (/N); the embeddings and head stay whole (FSDP's root unit
+holds them gathered for the whole step), and the layer being computed plus the one prefetched are gathered in
+full (``gathered_weights`` = 2 layers). Activations and logits depend on the per-device batch only.
+
 Peak = the sum (a deliberate upper bound: gradients of full fine-tuning and activations are not all alive at the
 same moment, but the optimizer's temporaries fill much of that gap).
 
@@ -247,6 +254,8 @@ class TrainSettings:
     padding_mask: bool = True
     device: str = "cuda"
     logits_fraction: float = 1.0
+    num_processes: int = 1
+    sharding: str = "none"  # none | ddp | zero1 | zero2 | zero3 | fsdp (fintune.train.distributed.parallel_layout)
 
 
 def _optimizer_kind(optim: str) -> str:
@@ -258,6 +267,24 @@ def _optimizer_kind(optim: str) -> str:
     if name.startswith("adafactor"):
         return "adafactor"
     return "adamw"
+
+
+def _shard(s: TrainSettings, weights: float, adapter: float, gradients: float, optimizer: float,
+           layer_weights: float, num_layers: int) -> tuple[float, float, float, float, float, float]:
+    """Per-device (weights, adapter, gradients, optimizer, gathered_weights, ddp_buckets) under ``s.sharding``."""
+    n = max(1, s.num_processes)
+    if n == 1 or s.sharding == "none":
+        return weights, adapter, gradients, optimizer, 0.0, 0.0
+    if s.sharding == "ddp":
+        return weights, adapter, gradients, optimizer, 0.0, gradients
+    gathered = 0.0
+    if s.sharding in ("zero3", "fsdp"):
+        gathered = 2 * layer_weights / num_layers
+        weights = weights - layer_weights + layer_weights / n
+        adapter /= n
+    if s.sharding in ("zero2", "zero3", "fsdp"):
+        gradients /= n
+    return weights, adapter, gradients, optimizer / n, gathered, 0.0
 
 
 def estimate_memory(shape: ModelShape, counts: ParamCounts, s: TrainSettings) -> dict[str, int]:
@@ -279,6 +306,9 @@ def estimate_memory(shape: ModelShape, counts: ParamCounts, s: TrainSettings) ->
     kind = _optimizer_kind(s.optim)
     state = OPTIMIZER_STATE_BYTES[kind]
     optimizer = counts.trainable_params * (2 * trainable_bytes if state is None else state)
+    weights, adapter, gradients, optimizer, gathered, buckets = _shard(
+        s, weights, adapter, gradients, optimizer,
+        counts.quantizable_params * (per_param if s.method == "qlora" else w), L)
 
     eager = s.attn_implementation == "eager"
     repeat_kv = kv < h_q and (eager or s.padding_mask)
@@ -307,7 +337,8 @@ def estimate_memory(shape: ModelShape, counts: ParamCounts, s: TrainSettings) ->
     logits = tokens * s.logits_fraction * shape.vocab_size * (e + 12)
     runtime = CUDA_RUNTIME_BYTES if s.device == "cuda" else 0
     terms = {"weights": weights, "adapter": adapter, "gradients": gradients, "optimizer": optimizer,
-             "activations": activations, "backward_transient": backward, "logits": logits, "runtime": runtime}
+             "activations": activations, "backward_transient": backward, "logits": logits, "runtime": runtime,
+             "gathered_weights": gathered, "ddp_buckets": buckets}
     terms = {k: math.ceil(v) for k, v in terms.items()}
     terms["total"] = sum(terms.values())
     return terms
@@ -346,9 +377,10 @@ def resolve_dtypes(recipe: Any, shape: ModelShape, device: str) -> tuple[str, st
     return weight, compute
 
 
-def settings_from_recipe(recipe: Any, shape: ModelShape, device: str = "cuda",
-                         logits_fraction: float = 1.0) -> TrainSettings:
-    """The :class:`TrainSettings` a recipe implies on ``device`` ('cuda' or 'cpu')."""
+def settings_from_recipe(recipe: Any, shape: ModelShape, device: str = "cuda", logits_fraction: float = 1.0,
+                         num_processes: int = 1, sharding: str = "none") -> TrainSettings:
+    """The :class:`TrainSettings` a recipe implies on ``device`` ('cuda' or 'cpu') per device of a
+    ``num_processes``-process run sharded as ``sharding``."""
     if device not in ("cuda", "cpu"):
         raise FintuneError(f"--device {device!r}: unknown", "use cuda or cpu")
     if not 0.0 < logits_fraction <= 1.0:
@@ -361,6 +393,7 @@ def settings_from_recipe(recipe: Any, shape: ModelShape, device: str = "cuda",
         optim=recipe.optim, lora_r=recipe.lora_r, lora_dropout=recipe.lora_dropout,
         double_quant=recipe.bnb_4bit_use_double_quant, attn_implementation=recipe.attn_implementation or "sdpa",
         padding_mask=not recipe.packing, device=device, logits_fraction=logits_fraction,
+        num_processes=num_processes, sharding=sharding,
     )
 
 
@@ -404,10 +437,18 @@ def _replace(s: TrainSettings, **changes: Any) -> TrainSettings:
     return TrainSettings(**{**asdict(s), **changes})
 
 
-def plan(recipe: Any, budget: int | str | None = None, device: str = "cuda",
-         logits_fraction: float = 1.0) -> dict[str, Any]:
-    """Everything ``fintune plan`` prints: parameter counts, memory terms, the budget fit and an explanation."""
+def plan(recipe: Any, budget: int | str | None = None, device: str = "cuda", logits_fraction: float = 1.0,
+         num_processes: int | None = None, config: str | None = None) -> dict[str, Any]:
+    """Everything ``fintune plan`` prints: parameter counts, memory terms, the budget fit and an explanation.
+
+    ``num_processes`` / ``config`` (an accelerate config: ``ddp``, ``zero2``, ``zero3``, ``fsdp`` or a YAML path)
+    make every memory figure per device of that launch (see :func:`fintune.train.distributed.parallel_layout`).
+    """
+    from fintune.train.distributed import parallel_layout
+
+    sharding, n = parallel_layout(config, num_processes)
     shape, counts, settings = _plan_inputs(recipe, device, logits_fraction)
+    settings = _replace(settings, num_processes=n, sharding=sharding)
     memory = estimate_memory(shape, counts, settings)
     other = _replace(settings, gradient_checkpointing=not settings.gradient_checkpointing)
     result: dict[str, Any] = {
@@ -448,10 +489,11 @@ def format_plan(result: dict[str, Any]) -> str:
         f"({result['trainable_percent']:.2f}%)",
         f"settings    batch {s['batch_size']} x {s['seq_len']} tokens, weights {s['weight_dtype']}, compute "
         f"{s['compute_dtype']}, gradient_checkpointing={s['gradient_checkpointing']}, device {s['device']}",
+        f"processes   {s['num_processes']} ({s['sharding']}); memory is per device",
         "memory",
     ]
     for name, value in result["memory_terms"].items():
-        if name != "total":
+        if name != "total" and (value or name not in ("gathered_weights", "ddp_buckets")):
             lines.append(f"  {name:<20}{format_bytes(value):>12}")
     lines.append(f"  {'peak (estimate)':<20}{format_bytes(result['estimated_peak_bytes']):>12}")
     flip = "on" if not s["gradient_checkpointing"] else "off"
@@ -500,6 +542,10 @@ def explain_oom(recipe: Any, exc: BaseException, device: str | None = None) -> s
         shape, counts, settings = _plan_inputs(recipe, device)
     except FintuneError as err:
         return f"out of memory ({what}); the plan could not be computed: {err.one_line()}"
+    from fintune.train.distributed import current_layout
+
+    sharding, n = current_layout()
+    settings = _replace(settings, num_processes=n, sharding=sharding)
     terms = estimate_memory(shape, counts, settings)
     budget = _budget_from_error(exc)
     head = (f"out of memory: the plan estimates {format_bytes(terms['total'])} peak for batch "

@@ -109,6 +109,7 @@ def build_training_arguments(recipe: Recipe, out: Path, has_eval: bool) -> Any:
         gradient_checkpointing=recipe.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if recipe.gradient_checkpointing else None,
         remove_unused_columns=False, dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # LoRA: every trainable parameter gets a gradient each step
         # padded batches of similar lengths when packing is off (transformers 5 name of group_by_length)
         train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
     )
@@ -135,17 +136,28 @@ class _ListDataset:
         return self.rows[i]
 
 
-def _save_final(model: Any, tokenizer: Any, out: Path) -> None:
-    """Write the adapter (or full model) + tokenizer into ``out`` file by file, each atomically renamed."""
-    from fintune.artifacts import atomic_output_dir
+def _save_final(trainer: Any, tokenizer: Any, out: Path) -> None:
+    """Write the adapter (or full model) + tokenizer into ``out`` file by file, each atomically renamed.
+
+    Every process calls this: ``Trainer.save_model`` gathers the full state dict across ranks under FSDP (switched
+    to ``FULL_STATE_DICT`` here, so the files load without FSDP) and ZeRO-3, and only the main process writes.
+    """
+    from fintune.train.distributed import barrier, is_main_process
 
     stage = out / ".final"
-    with atomic_output_dir(stage, overwrite=True) as staging:
-        model.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
-    for f in sorted(stage.iterdir()):
-        os.replace(f, out / f.name)
-    shutil.rmtree(stage, ignore_errors=True)
+    if is_main_process():
+        shutil.rmtree(stage, ignore_errors=True)
+    barrier()
+    if trainer.is_fsdp_enabled:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(stage))
+    if is_main_process():
+        tokenizer.save_pretrained(str(stage))
+        (stage / "training_args.bin").unlink(missing_ok=True)  # the Trainer's pickle; the manifest records the run
+        for f in sorted(stage.iterdir()):
+            os.replace(f, out / f.name)
+        shutil.rmtree(stage, ignore_errors=True)
+    barrier()
 
 
 def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[dict[str, Any]],
@@ -169,6 +181,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         write_metrics_jsonl,
     )
     from fintune.train.collate import PackingCollator, PaddingCollator
+    from fintune.train.distributed import barrier, is_main_process, launch_kind, rank, world_size
     from fintune.train.precision import compile_decoder_layers, fp32_matmul_precision, keep_lora_sum_fp32
 
     out = Path(out)
@@ -181,7 +194,9 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         raise FintuneError(f"{out}: already holds checkpoints", "pass --resume to continue or choose another --out")
     set_seed(recipe.seed)
     line = trainable_parameters_line(model)
-    print(line, flush=True)
+    main = is_main_process()
+    if main:
+        print(line, flush=True)
     collator = collator or (PackingCollator(tokenizer.pad_token_id, recipe.max_seq_length) if recipe.packing
                 else PaddingCollator(tokenizer.pad_token_id, pad_to_multiple_of=64))
     args = build_training_arguments(recipe, out, has_eval=bool(eval_rows))
@@ -205,9 +220,13 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
 
     restore_best_full_weights(trainer)  # Trainer's own reload misses renamed keys (GPT-NeoX's output head)
     history = trainer.state.log_history
-    write_metrics_jsonl(metrics_path, history)
-    plot_loss_curve(history, out / "loss_curve.png", title=f"{recipe.name} ({stage})")
-    _save_final(trainer.model, tokenizer, out)
+    if world_size() > 1:
+        print(f"rank {rank()}/{world_size()}: {trainer.state.global_step} optimizer steps", file=sys.stderr,
+              flush=True)
+    if main:
+        write_metrics_jsonl(metrics_path, history)
+        plot_loss_curve(history, out / "loss_curve.png", title=f"{recipe.name} ({stage})")
+    _save_final(trainer, tokenizer, out)
     losses = [r["loss"] for r in history if "loss" in r]
     trainable, total = trainable_parameters(model)
     summary = {
@@ -220,8 +239,13 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         "trainable_params": trainable, "all_params": total, "trainable_line": line,
         "bf16": bool(args.bf16), "fp32_matmul_precision": matmul_precision,
         "compiled_layers": compiled_layers, "train_examples": len(train_rows), "eval_examples": len(eval_rows or []),
+        "world_size": args.world_size, "launch": launch_kind(),
+        "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
     }
-    write_manifest(out, stage, recipe=recipe_to_dict(recipe), seed=recipe.seed, training=summary, **manifest_extra)
+    if main:
+        write_manifest(out, stage, recipe=recipe_to_dict(recipe), seed=recipe.seed, training=summary,
+                       world_size=args.world_size, **manifest_extra)
+    barrier()
     return {**summary, "history": history}
 
 
@@ -283,8 +307,11 @@ def check_run_dir(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool
     has_checkpoint = any((out / CHECKPOINTS).glob("checkpoint-*")) if (out / CHECKPOINTS).is_dir() else False
     non_empty = out.is_dir() and any(out.iterdir())
     if overwrite:
-        if non_empty:
+        from fintune.train.distributed import barrier, is_main_process
+
+        if non_empty and is_main_process():  # one process empties it; the others wait so none reads it half-gone
             shutil.rmtree(out)
+        barrier()
         return out
     if resume:
         if not has_checkpoint and (out / "manifest.json").exists():
@@ -309,6 +336,7 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
     """
     from fintune.artifacts import hash_paths
     from fintune.train.best_metric import build_callback, task_metric
+    from fintune.train.distributed import main_process_first
 
     task_metric(recipe)  # a bad metric_for_best_model fails before the model loads
     out = check_run_dir(recipe, out or recipe.output_dir or Path("runs") / recipe.name, resume, overwrite)
@@ -322,8 +350,10 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
         from fintune.data.prepare import prepare_data
 
         data_dir = out / "data"
-        if not (resume and (data_dir / "manifest.json").exists()):
-            data_dir = prepare_data(recipe, data_dir, tokenizer=tokenizer)
+        # prepared once, by the main process; the others wait at a barrier, then read what it wrote
+        with main_process_first() as main:
+            if main and not (resume and (data_dir / "manifest.json").exists()):
+                data_dir = prepare_data(recipe, data_dir, tokenizer=tokenizer)
     from fintune.data.prepare import read_prepared
 
     splits = read_prepared(data_dir)
