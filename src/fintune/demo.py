@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fintune.backtest.strategies import StrategyConfig
 from fintune.errors import FintuneError
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -53,6 +54,9 @@ FULL = DemoSize(n_examples=600, max_steps=60, batch_size=8, max_seq_length=256, 
                 bootstrap_samples=1000, analyze_headlines=6)
 QUICK = DemoSize(n_examples=150, max_steps=10, batch_size=4, max_seq_length=256, lora_r=8, eval_limit=None,
                  bootstrap_samples=200, analyze_headlines=3)
+
+DEMO_STRATEGY = StrategyConfig(mode="long_short", threshold=0.2, holding_days=1, commission_bps=1.0, slippage_bps=1.0)
+"""The demo's backtest settings: long positive / short negative news at the next open, one day, 2 bps per trade."""
 
 # Written for fintune (fictional companies from the synthetic universe fill {name}); none appears in the data.
 _HEADLINE_TEMPLATES = (
