@@ -41,7 +41,8 @@ class SynthParams:
         n: number of examples.
         seed: random seed (same seed and params -> byte-identical output).
         balance: label -> relative weight (default equal thirds).
-        hard_fraction: share of mixed-news items (lower confidence, smaller moves).
+        hard_fraction: share of hard items: tricky wording (negation, hedges, entity swaps, numbers that decide
+            the label; full-size moves) or mixed news (lower confidence, smaller moves), see ``TRICKY_SHARE``.
         snippet_fraction: share of items with a second, detail sentence.
         n_tickers: fictional companies in the universe.
         start: first business day of the calendar (``YYYY-MM-DD``).
@@ -54,7 +55,7 @@ class SynthParams:
     n: int = 600
     seed: int = 0
     balance: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SENTIMENT, 1.0))
-    hard_fraction: float = 0.15
+    hard_fraction: float = 0.3
     snippet_fraction: float = 0.35
     n_tickers: int = 8
     start: str = "2023-01-02"
@@ -148,11 +149,23 @@ def _confidence(r: random.Random, label: str, strength: float, hard: bool) -> fl
     return round(min(0.98, max(0.6, 0.72 + 0.24 * strength + r.gauss(0.0, 0.02))), 2)
 
 
+TRICKY_SHARE = 0.6
+"""Share of hard cases drawn from ``synth_grammar.TRICKY`` (negation, hedges, entity swaps, numbers) rather than
+``MIXED`` (mixed news with a dominant element)."""
+
+
 def _one_item(r: random.Random, scenario: str, label: str, company: dict[str, str], hard: bool,
               snippet: bool) -> tuple[str, dict[str, Any]]:
     strength = r.random()
+    tricky = hard and scenario != "macro" and r.random() < TRICKY_SHARE
+    if tricky:
+        strength = 0.4 + 0.6 * strength  # numbers far enough apart to read once rounded
     facts = G.scenario_facts(r, company, label, strength)
-    if hard:
+    if tricky:
+        template, analysis, kind = r.choice(G.TRICKY[label])
+        scenario_name = f"tricky-{kind}"
+        hard = False  # real news in tricky words: full-size confidence and move
+    elif hard:
         template, analysis = r.choice(G.MIXED[label])
         scenario_name = "mixed"
     else:
@@ -168,7 +181,7 @@ def _one_item(r: random.Random, scenario: str, label: str, company: dict[str, st
         "analysis": analysis.format(**facts),
         "expected_move": _expected_move(r, label, strength, hard, scenario == "macro"),
         "scenario": scenario_name,
-        "hard": hard,
+        "hard": hard or tricky,
         "strength": round(strength, 3),
         "company": None if scenario == "macro" else company["name"],
         "sector": None if scenario == "macro" else company["sector"],
