@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 from fintune.quiet import loss_bar_callback
 
@@ -54,7 +55,7 @@ def test_third_party_noise_hidden_by_default_and_shown_with_verbose() -> None:
 
 def test_loss_goes_to_the_bar_postfix_not_a_printed_dict(capsys) -> None:
     class Bar:
-        postfix: dict[str, str] = {}
+        postfix: ClassVar[dict[str, str]] = {}
 
         def set_postfix(self, values: dict[str, str], refresh: bool = True) -> None:
             Bar.postfix = values
