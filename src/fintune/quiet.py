@@ -23,11 +23,18 @@ from typing import Any
 
 THIRD_PARTY = ("bitsandbytes", "transformers", "torch", "peft", "trl", "accelerate", "datasets", "huggingface_hub",
                "urllib3", "filelock", "httpx", "torchao", "sklearn", "scipy", "matplotlib", "PIL", "fsspec",
-               "optuna", "deepspeed", "triton", "gguf", "numexpr")
+               "optuna", "deepspeed", "DeepSpeed", "triton", "gguf", "numexpr")
 """Top-level package names whose warnings and sub-ERROR log records are hidden unless verbose."""
 
 _ENV_VERBOSITY = ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY")
 _state = {"verbose": True}
+
+
+class _BelowError(logging.Filter):
+    """Drops records below ERROR (attached to third-party loggers when quiet)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or is_verbose()
 
 
 def is_verbose() -> bool:
@@ -51,7 +58,12 @@ def configure(verbose: bool = False) -> None:
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", category=UserWarning, module=pattern)
     for name in THIRD_PARTY:
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        # some libraries reset their logger's level when imported (DeepSpeed sets INFO and its own handler);
+        # a filter on the logger object survives that
+        if not any(isinstance(f, _BelowError) for f in logger.filters):
+            logger.addFilter(_BelowError())
     # transformers keeps its own handler and level; when it was imported before us, set it through its API
     import sys
 
@@ -60,17 +72,22 @@ def configure(verbose: bool = False) -> None:
 
 
 def quiet_trainer(trainer: Any) -> Any:
-    """Replace a ``transformers.Trainer``'s progress callback by :func:`loss_bar_callback` unless verbose.
+    """Replace a ``transformers.Trainer``'s progress (or printer) callback by :func:`loss_bar_callback` unless
+    verbose.
 
     The bar and its speed stay; the loss goes into the bar's postfix instead of a raw dict line per log step
     (the full history still lands in the run's ``metrics.jsonl``). Returns ``trainer``.
     """
     if is_verbose():
         return trainer
-    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    if any(type(cb) is ProgressCallback for cb in trainer.callback_handler.callbacks):
-        trainer.remove_callback(ProgressCallback)
+    # TrainingArguments turns the bar off (PrinterCallback: a dict per log step) when transformers' log level is
+    # above WARNING, which the quiet filters set: either way the bar with the loss in its postfix replaces it
+    stock = [cb for cb in trainer.callback_handler.callbacks if type(cb) in (ProgressCallback, PrinterCallback)]
+    if stock:
+        for cb in stock:
+            trainer.remove_callback(cb)
         trainer.add_callback(loss_bar_callback())
     return trainer
 
