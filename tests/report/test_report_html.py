@@ -64,6 +64,7 @@ def test_every_section_present_and_nothing_external(demo_report) -> None:
         assert question in answers
     assert "oracle" in answers and "flipped" in answers and "random labels" in answers
     assert "TF-IDF + logistic regression" in answers and "fintune demo --data DIR" in answers
+    assert "hard test items" in answers and "SYNTHETIC" not in answers  # build_report here passes no banner
     assert "script" not in refs.tags and "link" not in refs.tags and "iframe" not in refs.tags
     imgs = [v for tag, name, v in refs.urls if tag == "img"]
     # training curve, F1 bars, confusion + reliability + coverage (fine-tuned and zero-shot), equity, drawdown...

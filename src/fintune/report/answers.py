@@ -56,6 +56,34 @@ def _helped(evals: Sequence[Run], samples: int) -> str:
     return " ".join(parts)
 
 
+def _hard_cases(evals: Sequence[Run], synth: Sequence[Run]) -> str:
+    """Accuracy on the synthetic set's hard items (tricky wording, mixed news) per model, when the eval scored them."""
+    import json
+
+    if not synth or not synth[0].file("examples.jsonl").is_file():
+        return ""
+    kinds = {}
+    for line in synth[0].file("examples.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        scenario = str((row.get("extra") or {}).get("scenario", ""))
+        if scenario.startswith("tricky") or scenario == "mixed":
+            kinds[row["id"]] = scenario
+    parts = []
+    for run in evals:
+        if eval_label(run) == "majority class" or not run.file("predictions.jsonl").is_file():
+            continue
+        hits = [json.loads(x) for x in run.file("predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+        hard = [p for p in hits if p["id"] in kinds and p.get("gold")]
+        if hard:
+            acc = sum(p["label"] == p["gold"] for p in hard) / len(hard)
+            parts.append(f"{S.esc(eval_label(run))} {100 * acc:.0f}%")
+    if not parts:
+        return ""
+    n = sum(1 for p in hits if p["id"] in kinds)
+    return (f" On the {n} hard test items (negation, hedges, entity swaps, numbers that decide the label, mixed "
+            f"news) the share right is: {', '.join(parts)}.")
+
+
 def _calibrated(evals: Sequence[Run]) -> str:
     main = next((r for r in evals if not is_baseline(r)), None)
     cal = (main.metrics.get("calibration") or {}) if main else {}
@@ -94,7 +122,12 @@ def answers_section(runs: Sequence[Run], commands: Sequence[str] | None, samples
     evals = S.ordered_evals([r for r in runs if r.kind == "eval" and r.metrics.get("classification")])
     if not evals:
         return ""
-    items = [("Did fine-tuning help?", _helped(evals, samples)), ("Is it calibrated?", _calibrated(evals)),
+    synth = [r for r in runs if r.kind == "synth"]
+    helped = _helped(evals, samples)
+    if helped and any(r.kind == "data" and any(s.get("name") == "synth" for s in r.manifest.get("sources") or [])
+                      for r in runs):
+        helped += _hard_cases(evals, synth)
+    items = [("Did fine-tuning help?", helped), ("Is it calibrated?", _calibrated(evals)),
              ("Would it have made money?", _money([r for r in runs if r.kind == "backtest"],
                                                   [r for r in runs if r.kind == "references"]))]
     html = f"<p class='banner'><b>{S.esc(banner)}</b></p>" if banner else ""
