@@ -90,9 +90,10 @@ def _calibrated(evals: Sequence[Run]) -> str:
     if not cal.get("before"):
         return ""
     ece = cal["ece_after"] if cal.get("fitted_on") else cal["ece_before"]
+    note = str(cal.get("note") or "").rstrip(".")
     quality = "well calibrated" if ece < 0.05 else "roughly calibrated" if ece < 0.1 else "not well calibrated"
     return (f"Expected calibration error <b>{S.fmt(ece)}</b> ({quality}; ECE is the average gap between stated "
-            f"confidence and accuracy, 15 bins). {S.esc(str(cal.get('note') or ''))}")
+            f"confidence and accuracy, 15 bins). {S.esc(note[:1].upper() + note[1:])}.")
 
 
 def _money(backtests: Sequence[Run], refs: Sequence[Run]) -> str:
@@ -113,6 +114,12 @@ def _money(backtests: Sequence[Run], refs: Sequence[Run]) -> str:
                 f"random labels a median of <b>{S.fmt(rnd['sharpe_median'], 2)}</b> (90% of {rnd['n']} draws "
                 f"between {S.fmt(rnd['sharpe_p05'], 2)} and {S.fmt(rnd['sharpe_p95'], 2)}). A model's Sharpe "
                 f"inside the random band is indistinguishable from luck over this short period.")
+        sharpe = strat.get("sharpe")
+        if isinstance(sharpe, (int, float)):
+            where = ("above the random band: more than luck" if sharpe > rnd["sharpe_p95"] else
+                     "below the random band: worse than luck" if sharpe < rnd["sharpe_p05"] else
+                     "inside the random band: not distinguishable from luck")
+            out += f" This model's Sharpe {S.fmt(sharpe, 2)} is <b>{where}</b>."
     return out
 
 

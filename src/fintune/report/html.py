@@ -31,6 +31,7 @@ table.kv td:first-child{color:#555;white-space:nowrap}
 table.examples td:nth-child(2){max-width:560px}
 .ci{color:#7a8594;font-size:12px}
 .banner{background:#fff4d6;border:1px solid #e0b84c;padding:8px 12px}
+#answers pre{white-space:pre-wrap;word-break:break-all}
 dl.answers dt{font-weight:bold;margin-top:10px}dl.answers dd{margin:4px 0 0 0}
 .cards{display:flex;flex-wrap:wrap;gap:14px;margin:12px 0}
 .card{background:#f7f9fc;border:1px solid #dde3ea;border-radius:6px;padding:10px 16px;min-width:190px}
