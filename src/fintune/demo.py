@@ -52,8 +52,10 @@ class DemoSize:
 
 
 # Measured single-thread cost on this machine's CPU (see the report to the lead): one LoRA step of ~240 tokens
-# ~1.5-2 s CPU, a forward over 1280 prompt tokens ~3.8 s CPU; FULL is ~7 min of single-core CPU in all.
-FULL = DemoSize(n_examples=600, max_steps=60, batch_size=8, max_seq_length=256, lora_r=16, eval_limit=None,
+# ~1.5-2 s CPU, a forward over 1280 prompt tokens ~3.8 s CPU. With 60 steps the whole demo took 17.5 min wall on a
+# partly busy 2-core machine (issue 21); 40 steps (~3 epochs of the ~315 training items, packed) cut the training
+# stage, the largest, by a third. benchmarks/demo_time.py measures the result.
+FULL = DemoSize(n_examples=600, max_steps=40, batch_size=8, max_seq_length=256, lora_r=16, eval_limit=None,
                 bootstrap_samples=1000, analyze_headlines=6)
 QUICK = DemoSize(n_examples=150, max_steps=10, batch_size=4, max_seq_length=256, lora_r=8, eval_limit=None,
                  bootstrap_samples=200, analyze_headlines=3)
