@@ -423,7 +423,8 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     # only this demo's runs: a synth/ left by an earlier synthetic demo is not part of a real-data one
     runs = [p for p in (out / "synth", data_dir, train_dir, out / "eval", out / "analyze", out / "signals",
                         out / "backtest", out / "references") if p.is_dir()]
-    commands = reproduce_commands(out, data, quick, model, seed, chosen.kind, max_steps, n_examples)
+    commands = reproduce_commands(out, data, quick, model, seed, chosen.kind, max_steps, n_examples,
+                                  size.bootstrap_samples)
     report = build_report(runs, out / "report", title="fintune demo", bootstrap_samples=size.bootstrap_samples,
                           commands=commands, banner=chosen.banner)
     done()
@@ -460,23 +461,24 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
 
 
 def reproduce_commands(out: Path, data: str | Path | None, quick: bool, model: str, seed: int, kind: str,
-                       max_steps: int | None, n_examples: int | None) -> list[str]:
+                       max_steps: int | None, n_examples: int | None, bootstrap: int = 1000) -> list[str]:
     """The commands that reproduce every number of this demo: the demo itself, then the stage-by-stage verbs."""
     demo = f"fintune demo --out {out} --seed {seed}" + (" --quick" if quick else "") + (
         f" --data {data}" if data else "") + (f" --model {model}" if model != DEFAULT_MODEL else "") + (
         f" --max-steps {max_steps}" if max_steps is not None else "") + (
         f" --n {n_examples}" if n_examples is not None else "")
     cfg = DEMO_STRATEGY
+    b = f"--seed {seed} --bootstrap-samples {bootstrap}"
     prices = f"{out}/synth/prices" if kind != "folder" else f"{data}/stocknet/price_raw"
     return [
         demo,
-        f"fintune eval {out}/train --data {out}/data --out {out}/eval/finetuned --seed {seed}",
-        f"fintune eval {out}/train --data {out}/data --baseline zero-shot --out {out}/eval/zero_shot --seed {seed}",
-        f"fintune eval --data {out}/data --baseline tfidf --out {out}/eval/tfidf --seed {seed}",
+        f"fintune eval {out}/train --data {out}/data --out {out}/eval/finetuned {b}",
+        f"fintune eval {out}/train --data {out}/data --baseline zero-shot --out {out}/eval/zero_shot {b}",
+        f"fintune eval --data {out}/data --baseline tfidf --out {out}/eval/tfidf {b}",
         f"fintune compare {out}/eval/finetuned {out}/eval/tfidf {out}/eval/zero_shot --out {out}/compare",
         f"fintune backtest --predictions {out}/signals/predictions.jsonl --prices {prices} --out {out}/backtest "
         f"--strategy {cfg.mode} --threshold {cfg.threshold} --holding-days {cfg.holding_days} "
-        f"--commission-bps {cfg.commission_bps} --slippage-bps {cfg.slippage_bps} --seed {seed}",
+        f"--commission-bps {cfg.commission_bps} --slippage-bps {cfg.slippage_bps} {b}",
         f"fintune report {out} --out {out}/report",
     ]
 
