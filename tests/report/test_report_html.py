@@ -57,8 +57,14 @@ def demo_report(demo_run, tmp_path_factory) -> tuple[str, Path]:
 def test_every_section_present_and_nothing_external(demo_report) -> None:
     page, path = demo_report
     refs = _parse(page)
-    assert refs.section_ids == ["overview", "dataset", "training", "metrics", "diagnostics", "examples", "analyze",
-                                "backtest", "manifests"]
+    assert refs.section_ids == ["answers", "overview", "dataset", "training", "metrics", "diagnostics", "examples",
+                                "analyze", "backtest", "manifests"]
+    answers = page.split("id='answers'")[1].split("</section>")[0]
+    for question in ("Did fine-tuning help?", "Is it calibrated?", "Would it have made money?", "What to run next"):
+        assert question in answers
+    assert "oracle" in answers and "flipped" in answers and "random labels" in answers
+    assert "TF-IDF + logistic regression" in answers and "fintune demo --data DIR" in answers
+    assert "hard test items" in answers and "SYNTHETIC" not in answers  # build_report here passes no banner
     assert "script" not in refs.tags and "link" not in refs.tags and "iframe" not in refs.tags
     imgs = [v for tag, name, v in refs.urls if tag == "img"]
     # training curve, F1 bars, confusion + reliability + coverage (fine-tuned and zero-shot), equity, drawdown...
@@ -162,7 +168,7 @@ def test_cli_report(demo_run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
                  "--bootstrap-samples", "0"]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'r' / 'report.html'}"
     page = (tmp_path / "r" / "report.html").read_text()
-    assert _parse(page).section_ids == ["overview", "metrics", "diagnostics", "backtest", "manifests"]
+    assert _parse(page).section_ids == ["answers", "overview", "metrics", "diagnostics", "backtest", "manifests"]
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")

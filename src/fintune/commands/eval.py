@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     head = {k: metrics[k] for k in keys if k in metrics}
     if "calibration" in metrics:
         cal = metrics["calibration"]
-        head.update(temperature=cal["temperature"], ece_before=cal["ece_before"], ece_after=cal["ece_after"])
+        head.update(temperature=cal["temperature"], ece_before=cal["ece_before"], ece_after=cal["ece_after"],
+                    calibration=cal.get("note"))
     if "forecast" in metrics:
         fc = metrics["forecast"]
         head.update(direction_accuracy=fc["direction_accuracy"], parse_rate=fc["parse_rate"])

@@ -26,14 +26,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="generate labelled synthetic financial news (and prices) from a grammar",
                        description="Template-generated headlines/snippets about fictional companies with sentiment, "
                                    "confidence, analysis and expected move; --prices adds daily prices where news "
-                                   "dated t moves day t+1.")
+                                   "dated t drifts the price after the open of t+1 (tradable, no look-ahead).")
     p.add_argument("--n", type=positive_int, default=600, help="number of examples (default 600)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--prices", action="store_true", help="also write prices/<TICKER>.csv (StockNet layout)")
     p.add_argument("--balance", default=None, metavar="LABEL=W,...",
                    help="relative label weights (default equal), e.g. positive=1,negative=1,neutral=2")
-    p.add_argument("--hard-fraction", type=probability, default=0.15, help="share of mixed-news hard cases (default 0.15)")
+    p.add_argument("--hard-fraction", type=probability, default=0.3,
+                   help="share of hard cases: tricky wording (negation, hedges, entity swaps, numbers) or mixed "
+                        "news (default 0.3)")
     p.add_argument("--tickers", type=positive_int, default=8, help="number of fictional companies (default 8)")
     p.add_argument("--start", default="2023-01-02", help="first business day YYYY-MM-DD (default 2023-01-02)")
     p.add_argument("--news-impact", type=finite_float, default=1.0,

@@ -4,9 +4,10 @@ Each item is a headline or a two-sentence snippet about a fictional company (or 
 label in negative / neutral / positive, a stated confidence, a one-sentence analysis and a plausible expected move.
 A controlled share of items are *hard cases* (mixed news) with lower confidence and smaller moves.
 
-With ``prices=True`` it also writes daily prices per ticker in the StockNet layout, in which news dated ``t`` moves
-the return of the *next* business day (``t+1``), never day ``t``: a model that reads the news can earn money only
-without look-ahead. Everything is deterministic for a seed.
+With ``prices=True`` it also writes daily prices per ticker in the StockNet layout, in which news dated ``t`` drifts
+the price over the days *after the open of* ``t+1`` (see :func:`synth_prices`), never before: a backtest that fills
+at the next open can earn money from reading the news right, and loses it by reading it wrong. Everything is
+deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -40,24 +41,27 @@ class SynthParams:
         n: number of examples.
         seed: random seed (same seed and params -> byte-identical output).
         balance: label -> relative weight (default equal thirds).
-        hard_fraction: share of mixed-news items (lower confidence, smaller moves).
+        hard_fraction: share of hard items: tricky wording (negation, hedges, entity swaps, numbers that decide
+            the label; full-size moves) or mixed news (lower confidence, smaller moves), see ``TRICKY_SHARE``.
         snippet_fraction: share of items with a second, detail sentence.
         n_tickers: fictional companies in the universe.
         start: first business day of the calendar (``YYYY-MM-DD``).
         scenarios: scenario kinds to draw from (see ``synth_grammar.SCENARIOS``).
-        news_impact: how much of an item's expected move shows up in the next day's return (prices only).
+        news_impact: how much of an item's expected move its price realises over the following days (prices only).
+        news_noise: relative noise of that realised move (``move * (1 + news_noise * z)``; prices only).
         daily_vol: idiosyncratic daily return volatility (prices only).
     """
 
     n: int = 600
     seed: int = 0
     balance: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SENTIMENT, 1.0))
-    hard_fraction: float = 0.15
+    hard_fraction: float = 0.3
     snippet_fraction: float = 0.35
     n_tickers: int = 8
     start: str = "2023-01-02"
     scenarios: tuple[str, ...] = G.SCENARIOS
-    news_impact: float = 1.0
+    news_impact: float = 0.4
+    news_noise: float = 1.0
     daily_vol: float = 0.015
 
     def validate(self, where: str = "synth") -> None:
@@ -81,8 +85,8 @@ class SynthParams:
         if bad or not self.scenarios:
             raise FintuneError(f"{where}: unknown or empty scenarios {bad or list(self.scenarios)}",
                                f"choose from {list(G.SCENARIOS)}")
-        if self.news_impact < 0 or self.daily_vol < 0:
-            raise FintuneError(f"{where}: news_impact and daily_vol must be >= 0")
+        if self.news_impact < 0 or self.daily_vol < 0 or self.news_noise < 0:
+            raise FintuneError(f"{where}: news_impact, news_noise and daily_vol must be >= 0")
         try:
             date.fromisoformat(self.start)
         except ValueError:
@@ -145,11 +149,23 @@ def _confidence(r: random.Random, label: str, strength: float, hard: bool) -> fl
     return round(min(0.98, max(0.6, 0.72 + 0.24 * strength + r.gauss(0.0, 0.02))), 2)
 
 
+TRICKY_SHARE = 0.6
+"""Share of hard cases drawn from ``synth_grammar.TRICKY`` (negation, hedges, entity swaps, numbers) rather than
+``MIXED`` (mixed news with a dominant element)."""
+
+
 def _one_item(r: random.Random, scenario: str, label: str, company: dict[str, str], hard: bool,
               snippet: bool) -> tuple[str, dict[str, Any]]:
     strength = r.random()
+    tricky = hard and scenario != "macro" and r.random() < TRICKY_SHARE
+    if tricky:
+        strength = 0.4 + 0.6 * strength  # numbers far enough apart to read once rounded
     facts = G.scenario_facts(r, company, label, strength)
-    if hard:
+    if tricky:
+        template, analysis, kind = r.choice(G.TRICKY[label])
+        scenario_name = f"tricky-{kind}"
+        hard = False  # real news in tricky words: full-size confidence and move
+    elif hard:
         template, analysis = r.choice(G.MIXED[label])
         scenario_name = "mixed"
     else:
@@ -165,7 +181,7 @@ def _one_item(r: random.Random, scenario: str, label: str, company: dict[str, st
         "analysis": analysis.format(**facts),
         "expected_move": _expected_move(r, label, strength, hard, scenario == "macro"),
         "scenario": scenario_name,
-        "hard": hard,
+        "hard": hard or tricky,
         "strength": round(strength, 3),
         "company": None if scenario == "macro" else company["name"],
         "sector": None if scenario == "macro" else company["sector"],
@@ -225,59 +241,81 @@ PriceRow = tuple[str, float, float, float, float, int]
 """(date, open, high, low, close, volume)"""
 
 
+DRIFT_WEIGHTS = (0.5, 0.3, 0.2)
+"""Share of an item's realised move on the 1st, 2nd and 3rd trading day after its date. Day 1's share comes after
+that day's open (intraday), later days' shares split 40/60 between their overnight gap and their session: nothing
+moves between the item's close and the next open, so a model that reads the news on day ``t`` and fills at the open
+of ``t+1`` can capture the whole move (and a wrong reading loses it)."""
+_LATER_GAP_SHARE = 0.4
+
+
 def synth_prices(examples: Sequence[Example], universe: Sequence[dict[str, str]],
                  params: SynthParams) -> dict[str, list[PriceRow]]:
-    """Daily OHLCV per ticker where an item dated ``t`` adds ``news_impact * expected_move`` to day ``t+1``'s return.
+    """Daily OHLCV per ticker in which news dated ``t`` drifts the price over the days after the next open.
 
     Returns ticker -> rows ``(date, open, high, low, close, volume)``. The calendar runs from ``params.start`` to
-    one business day after the last item. Company items move their own ticker; macro items move a market factor
-    every ticker loads on (beta 0.6-1.4). News shows up mostly in the overnight gap (open of ``t+1``).
+    ``len(DRIFT_WEIGHTS)`` business days after the last item. An item's realised move is
+    ``news_impact * expected_move * (1 + news_noise * z)`` (``z`` standard normal, so big news usually but not always
+    moves the way its label says), spread over the next days by :data:`DRIFT_WEIGHTS`, starting *after* the open of
+    ``t+1``. Company items move their own ticker; macro items move a market factor every ticker loads on
+    (beta 0.6-1.4). On top: market and idiosyncratic noise (``daily_vol``), 30% of it in the overnight gap.
     """
     import numpy as np
 
     params.validate()
     if not examples:
         raise FintuneError("synth: no examples to build prices from")
+    horizon = len(DRIFT_WEIGHTS)
     last = max(ex.date for ex in examples if ex.date)
-    days = business_days(params.start, 1)
+    days = business_days(params.start, 64)
     while days[-1] <= last:
         days = business_days(params.start, len(days) + 64)
-    days = days[: days.index(next(d for d in days if d > last)) + 1]
+    n_through_last = sum(d <= last for d in days)
+    days = business_days(params.start, n_through_last + horizon)
     index = {d: k for k, d in enumerate(days)}
     tickers = [c["ticker"] for c in universe]
     col = {t: j for j, t in enumerate(tickers)}
     n_days, n_tk = len(days), len(tickers)
-    news = np.zeros((n_days, n_tk))
-    market_news = np.zeros(n_days)
+    # [0]: overnight gap part, [1]: intraday part, per day and ticker (company) or per day (market)
+    news = np.zeros((2, n_days, n_tk))
+    market_news = np.zeros((2, n_days))
+    noise_rng = np.random.default_rng([params.seed, 2])
     for ex in examples:
         k = index.get(ex.date or "")
-        if k is None or k + 1 >= n_days:
-            raise FintuneError(f"synth: example {ex.id} date {ex.date!r} has no next business day in the calendar")
-        shock = params.news_impact * float(ex.extra["expected_move"]) / 100.0
-        if ex.ticker is None:
-            market_news[k + 1] += shock
-        elif ex.ticker in col:
-            news[k + 1, col[ex.ticker]] += shock
-        else:
+        if k is None:
+            raise FintuneError(f"synth: example {ex.id} date {ex.date!r} is not a business day of the calendar")
+        if ex.ticker is not None and ex.ticker not in col:
             raise FintuneError(f"synth: example {ex.id} ticker {ex.ticker!r} is not in the universe")
+        move = params.news_impact * float(ex.extra["expected_move"]) / 100.0
+        move *= 1.0 + params.news_noise * noise_rng.standard_normal()
+        for d, w in enumerate(DRIFT_WEIGHTS, start=1):
+            gap_part = 0.0 if d == 1 else _LATER_GAP_SHARE
+            for part, share in ((0, gap_part), (1, 1.0 - gap_part)):
+                if ex.ticker is None:
+                    market_news[part, k + d] += w * share * move
+                else:
+                    news[part, k + d, col[ex.ticker]] += w * share * move
 
     rng = np.random.default_rng([params.seed, 1])
-    market = 0.0002 + rng.normal(0.0, 0.008, n_days) + market_news
+    market_noise = 0.0002 + rng.normal(0.0, 0.008, n_days)
     beta = rng.uniform(0.6, 1.4, n_tk)
     vol = params.daily_vol * rng.uniform(0.8, 1.3, n_tk)
     p0 = rng.uniform(15.0, 250.0, n_tk)
     base_volume = rng.uniform(2e5, 5e6, n_tk)
     idio = rng.normal(0.0, 1.0, (n_days, n_tk)) * vol
-    shock_all = news + beta * market_news[:, None]
-    gap = shock_all + 0.3 * (beta * (market - market_news)[:, None] + idio)
-    day_ret = 0.0003 + beta * market[:, None] + idio + news
+    noise = beta * market_noise[:, None] + idio
+    news_gap = news[0] + beta * market_news[0][:, None]
+    news_intra = news[1] + beta * market_news[1][:, None]
+    gap = news_gap + 0.3 * noise
+    day_ret = 0.0003 + noise + news_gap + news_intra
     close = p0 * np.exp(np.cumsum(day_ret, axis=0))
     prev_close = np.vstack([p0[None, :], close[:-1]])
     open_ = prev_close * np.exp(gap)
     wick = np.abs(rng.normal(0.0, 0.004, (2, n_days, n_tk)))
     high = np.maximum(open_, close) * np.exp(wick[0])
     low = np.minimum(open_, close) * np.exp(-wick[1])
-    volume = base_volume * np.exp(rng.normal(0.0, 0.3, (n_days, n_tk))) * (1.0 + 25.0 * np.abs(shock_all))
+    volume = base_volume * np.exp(rng.normal(0.0, 0.3, (n_days, n_tk))) * (
+        1.0 + 25.0 * np.abs(news_gap + news_intra))
     out: dict[str, list[PriceRow]] = {}
     for j, t in enumerate(tickers):
         out[t] = [(days[k], float(open_[k, j]), float(high[k, j]), float(low[k, j]), float(close[k, j]),
@@ -309,7 +347,8 @@ def write_synth(out: str | Path, params: SynthParams, prices: bool = False, over
             any_rows = next(iter(table.values()))
             price_info = {"tickers": sorted(table), "first_date": any_rows[0][0], "last_date": any_rows[-1][0],
                           "rows_per_ticker": len(any_rows), "layout": "stocknet price_raw",
-                          "news_effect": "item dated t moves the return of business day t+1"}
+                          "news_effect": "item dated t drifts the price after the open of t+1, shares "
+                                         f"{list(DRIFT_WEIGHTS)} over the next {len(DRIFT_WEIGHTS)} days"}
         summary = synth_summary(examples)
         hashes = {str(Path(p).relative_to(stage)): h for p, h in hash_paths([stage]).items()}
         write_manifest(stage, "synth", seed=params.seed, data_hashes=hashes,
@@ -342,7 +381,8 @@ def distinct_ngram_ratio(texts: Sequence[str], n: int) -> float:
 
 
 _OPTION_TYPES = {"n": int, "seed": int, "balance": dict, "hard_fraction": float, "snippet_fraction": float,
-                 "n_tickers": int, "start": str, "scenarios": list, "news_impact": float, "daily_vol": float}
+                 "n_tickers": int, "start": str, "scenarios": list, "news_impact": float, "news_noise": float,
+                 "daily_vol": float}
 
 
 def params_from_options(options: Mapping[str, Any], where: str) -> SynthParams:

@@ -378,6 +378,60 @@ MIXED: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+# Hard cases that a bag of words cannot read: the label hangs on negation, hedging, who did what to whom (the same
+# words with the companies swapped flip the label) or on comparing two numbers. (template, analysis, kind).
+TRICKY: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "positive": (
+        ("{cotk} no longer expects a loss for {fy}", "Removing an expected loss is an upgrade to the outlook.",
+         "negation"),
+        ("{cotk} says it will not need to raise new equity, easing dilution fears",
+         "No dilutive capital raise is better for shareholders than feared.", "negation"),
+        ("Regulator closes its probe into {cotk} without any penalty",
+         "The end of a probe without a fine removes a risk.", "negation"),
+        ("{cotk} wins {deal} contract, beating rival bidder {rival}",
+         "This company won the contract; the rival lost it.", "entity"),
+        ("{rival} loses key {product} customer to {cotk}", "The customer moved to this company.", "entity"),
+        ("{cotk} reports {q} EPS of {eps}; analysts had expected {eps_est}",
+         "EPS came in above what analysts expected.", "numbers"),
+        ("{cotk} {q} revenue of {rev} compares with {rev_est} expected",
+         "Revenue came in above expectations.", "numbers"),
+        ("{cotk} sees {next_q} demand for {product} likely running somewhat ahead of plan",
+         "A hedged but upward revision of expected demand.", "hedge"),
+    ),
+    "negative": (
+        ("{cotk} no longer expects to meet its {fy} profit target",
+         "Abandoning a profit target is a downgrade to the outlook.", "negation"),
+        ("{cotk} cannot rule out further writedowns on its {product} business",
+         "Open-ended writedown risk weighs on the shares.", "negation"),
+        ("{cotk} says its {product} unit will not return to profit this year",
+         "A longer loss at the unit lowers earnings.", "negation"),
+        ("{rival} wins {deal} contract, beating rival bidder {cotk}",
+         "The rival won the contract this company bid for.", "entity"),
+        ("{cotk} loses key {product} customer to {rival}", "The customer moved to a rival.", "entity"),
+        ("{cotk} reports {q} EPS of {eps}; analysts had expected {eps_est}",
+         "EPS came in below what analysts expected.", "numbers"),
+        ("{cotk} {q} revenue of {rev} compares with {rev_est} expected",
+         "Revenue came in below expectations.", "numbers"),
+        ("{cotk} sees {next_q} demand for {product} possibly running a little behind plan",
+         "A hedged but downward revision of expected demand.", "hedge"),
+    ),
+    "neutral": (
+        ("{cotk} denies it plans to cut its dividend; payout unchanged",
+         "A denial that leaves the payout where it was changes nothing.", "negation"),
+        ("{cotk} says it is not in talks to buy or sell any business",
+         "No deal, no change: the status quo is confirmed.", "negation"),
+        ("Peer {rival} {beats} {q} {estimates}; {cotk} reports on {weekday}",
+         "The news is about another company; this one has not reported yet.", "entity"),
+        ("{cotk} reports {q} EPS of {eps}; analysts had expected {eps_est}",
+         "EPS came in at what analysts expected.", "numbers"),
+        ("{cotk} {q} revenue of {rev} compares with {rev_est} expected",
+         "Revenue came in at what analysts expected.", "numbers"),
+        ("{cotk} says {next_q} demand for {product} may be roughly in line with plan",
+         "A hedged confirmation of the existing plan.", "hedge"),
+    ),
+}
+
+
 def _money(x: float) -> str:
     return f"${x / 1000:.1f} billion" if x >= 1000 else f"${x:.0f} million"
 
@@ -426,6 +480,7 @@ def scenario_facts(r: random.Random, company: dict[str, str], label: str, streng
         "deal": _money(deal), "premium": f"{15 + 45 * strength:.0f}%", "writedown": _money(deal * r.uniform(0.2, 0.6)),
         "acquirer": f"{r.choice(COMPANY_ROOTS)} {r.choice(('Holdings', 'Group', 'Partners', 'Capital'))}",
         "target": f"{r.choice(COMPANY_ROOTS)} {r.choice(sec['suffixes'])}",
+        "rival": f"{r.choice([c for c in COMPANY_ROOTS if c not in company['name']])} {r.choice(sec['suffixes'])}",
         "hedge": f"is {r.choice(HEDGES)}", "source": r.choice(SOURCES),
         "broker": r.choice(BROKERS), "pt_old": f"${pt_old:.0f}", "pt_new": f"${pt_old * (1 + move):.0f}",
         "upside": f"{abs(move) * 100 + 5:.0f}%",

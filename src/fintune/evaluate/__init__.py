@@ -147,12 +147,14 @@ def evaluate_predictor(predictor: Predictor, data: EvalData, split: str = "test"
         temperature, calibration = 1.0, {"temperature": 1.0, "fitted_on": None}
         val = [r for r in data.splits.get("validation") or [] if r.get("label")] if split != "validation" else []
         if temperature_scaling and val:
+            from fintune.evaluate.calibration import choose_temperature
+
             val_lp = predictor.score_rows(val, None, progress, "score validation")
             unknown = sorted({r["label"] for r in val} - set(labels))
             if unknown:
                 raise FintuneError(f"{data.source}: validation labels {unknown} are not in the label set {labels}")
-            temperature = fit_temperature(val_lp, [labels.index(r["label"]) for r in val])
-            calibration = {"temperature": temperature, "fitted_on": "validation", "n_validation": len(val)}
+            calibration = choose_temperature(val_lp, [labels.index(r["label"]) for r in val]).to_dict()
+            temperature = calibration["temperature"]  # 1.0 unless scaling lowers held-out validation NLL
         elif temperature_scaling and run_temperature:
             temperature = float(run_temperature)
             calibration = {"temperature": temperature, "fitted_on": "run manifest"}

@@ -1,12 +1,17 @@
 """Calibration: ECE (15 equal-width bins), Brier, NLL, temperature scaling, accuracy vs coverage.
 
 Probabilities are the softmax of the labels' sequence log-probabilities (score mode). Temperature ``T`` is fitted
-on the validation split by minimising NLL of ``softmax(logits / T)`` and then applied to the test split.
+on the validation split by minimising NLL of ``softmax(logits / T)`` and then applied to the test split, but only
+when it does no harm (:func:`choose_temperature`): the validation split has at least
+:data:`MIN_VALIDATION_FOR_TEMPERATURE` labelled rows and a temperature fitted on one half of it lowers the NLL of the
+other half (2-fold cross-fitting, both directions summed). Otherwise the raw probabilities are kept (``T = 1``) and
+the reason is recorded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from fintune.errors import FintuneError
@@ -133,3 +138,69 @@ def calibration_metrics(probs: Any, gold: Sequence[str], labels: Sequence[str], 
         "reliability": reliability_bins(conf, correct, n_bins),
         "accuracy_vs_coverage": accuracy_coverage(conf, correct),
     }
+
+
+MIN_VALIDATION_FOR_TEMPERATURE = 100
+"""Fewest labelled validation rows for which temperature scaling is considered (each cross-fitting half then has
+>= 50). Below it a one-parameter fit is too noisy to trust: on FiQA, T fitted on 88 rows worsened the test ECE
+from 0.055 to 0.119."""
+
+
+@dataclass(frozen=True)
+class TemperatureChoice:
+    """Whether temperature scaling is applied, with what ``temperature`` (1.0 when not), and why.
+
+    ``nll_raw_cv`` / ``nll_scaled_cv``: held-out validation NLL (mean over both halves) with raw probabilities and
+    with the temperature fitted on the other half; ``fitted_temperature``: the fit on the whole validation split
+    (``None`` when the split was too small to try).
+    """
+
+    temperature: float
+    applied: bool
+    reason: str
+    n_validation: int
+    min_validation: int
+    fitted_temperature: float | None = None
+    nll_raw_cv: float | None = None
+    nll_scaled_cv: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The eval's ``calibration`` block: these fields plus ``fitted_on`` and ``note`` (= ``reason``)."""
+        return {**asdict(self), "fitted_on": "validation" if self.applied else None, "note": self.reason}
+
+
+def choose_temperature(logits: Any, gold_idx: Any,
+                       min_validation: int = MIN_VALIDATION_FOR_TEMPERATURE) -> TemperatureChoice:
+    """Temperature scaling only when it does no harm (see the module docstring); returns the decision.
+
+    Args:
+        logits: ``[n, k]`` validation label scores (log-probabilities).
+        gold_idx: gold label column per validation row.
+        min_validation: fewest rows to consider scaling at all.
+    """
+    import numpy as np
+
+    from fintune.predict import softmax_rows
+
+    z = np.asarray(logits, dtype=np.float64)
+    gold = np.asarray(gold_idx)
+    n = len(z)
+    if n < min_validation:
+        return TemperatureChoice(1.0, False, f"raw probabilities kept: the validation split has {n} labelled rows, "
+                                             f"fewer than the {min_validation} a temperature fit needs", n,
+                                 min_validation)
+    order = np.random.default_rng(0).permutation(n)
+    halves = (order[: n // 2], order[n // 2:])
+    raw = scaled = 0.0
+    for fit_on, test_on in (halves, halves[::-1]):
+        t = fit_temperature(z[fit_on], gold[fit_on])
+        raw += negative_log_likelihood(softmax_rows(z[test_on], 1.0), gold[test_on]) * len(test_on) / n
+        scaled += negative_log_likelihood(softmax_rows(z[test_on], t), gold[test_on]) * len(test_on) / n
+    fitted = fit_temperature(z, gold)
+    if scaled < raw:
+        return TemperatureChoice(fitted, True, f"temperature {fitted:.3f} applied: it lowers held-out validation NLL "
+                                               f"{raw:.4f} -> {scaled:.4f} (2-fold cross-fitting on {n} rows)",
+                                 n, min_validation, fitted, raw, scaled)
+    return TemperatureChoice(1.0, False, f"raw probabilities kept: a fitted temperature does not lower held-out "
+                                         f"validation NLL ({raw:.4f} raw vs {scaled:.4f} scaled, {n} rows)",
+                             n, min_validation, fitted, raw, scaled)

@@ -30,6 +30,9 @@ table.metrics td{text-align:right;white-space:nowrap}table.metrics td:first-chil
 table.kv td:first-child{color:#555;white-space:nowrap}
 table.examples td:nth-child(2){max-width:560px}
 .ci{color:#7a8594;font-size:12px}
+.banner{background:#fff4d6;border:1px solid #e0b84c;padding:8px 12px}
+#answers pre{white-space:pre-wrap;word-break:break-all}
+dl.answers dt{font-weight:bold;margin-top:10px}dl.answers dd{margin:4px 0 0 0}
 .cards{display:flex;flex-wrap:wrap;gap:14px;margin:12px 0}
 .card{background:#f7f9fc;border:1px solid #dde3ea;border-radius:6px;padding:10px 16px;min-width:190px}
 .card .v{font-size:22px;font-weight:700;color:#17324d}.card .k{color:#555;font-size:12px}
@@ -49,7 +52,7 @@ code{font-size:12px;background:#f0f3f7;padding:1px 4px;border-radius:3px}
 footer{color:#7a8594;font-size:12px;padding:0 40px 30px}
 """
 
-_NAV = (("overview", "Overview"), ("dataset", "Dataset"), ("training", "Training"), ("metrics", "Metrics"),
+_NAV = (("answers", "Answers"), ("overview", "Overview"), ("dataset", "Dataset"), ("training", "Training"), ("metrics", "Metrics"),
         ("diagnostics", "Confusion & calibration"), ("examples", "Examples"), ("analyze", "New headlines"),
         ("backtest", "Backtest"), ("manifests", "Manifests"))
 
@@ -90,11 +93,16 @@ def overview_cards(runs: Sequence[Run]) -> str:
     return f"<div class='cards'>{''.join(cards)}</div><h4>Runs in this report</h4>{inventory}"
 
 
-def render_report(runs: Sequence[Run], title: str = "fintune report", bootstrap_samples: int = 1000) -> str:
-    """The whole HTML page for already discovered runs."""
+def render_report(runs: Sequence[Run], title: str = "fintune report", bootstrap_samples: int = 1000,
+                  commands: Sequence[str] | None = None, banner: str | None = None) -> str:
+    """The whole HTML page for already discovered runs (``commands``: how to reproduce it; ``banner``: a notice
+    shown first, e.g. that the data is synthetic)."""
+    from fintune.report.answers import answers_section
+
     by = {kind: [r for r in runs if r.kind == kind] for kind in ("synth", "data", "train", "eval", "analyze",
                                                                    "backtest")}
     body = {
+        "answers": answers_section(runs, commands, bootstrap_samples, banner),
         "overview": overview_cards(runs),
         "dataset": S.dataset_section(by["data"], by["synth"]),
         "training": S.training_section(by["train"]),
@@ -123,7 +131,8 @@ def render_report(runs: Sequence[Run], title: str = "fintune report", bootstrap_
 
 
 def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "fintune report",
-                 bootstrap_samples: int = 1000, overwrite: bool = False) -> Path:
+                 bootstrap_samples: int = 1000, commands: Sequence[str] | None = None,
+                 banner: str | None = None, overwrite: bool = False) -> Path:
     """``fintune report``: discover runs under ``paths`` and write ``out/report.html`` and ``out/manifest.json``.
 
     Args:
@@ -131,6 +140,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "fin
         out: output directory, replaced atomically.
         title: page title.
         bootstrap_samples: resamples for the paired differences between models (0 = skip them).
+        commands: the commands that reproduce the runs (shown in the first section).
+        banner: a notice shown at the top (the demo says so when its data is synthetic).
 
     Returns:
         The path of ``report.html``.
@@ -151,7 +162,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "fin
         from fintune.errors import FintuneError
 
         raise FintuneError(f"--out {out} is one of the runs being reported ({inside[0]})", "choose another --out")
-    page = render_report(runs, title, bootstrap_samples)
+    page = render_report(runs, title, bootstrap_samples, commands, banner)
     hashes: dict[str, Any] = {}
     for run in runs:
         for name in ("manifest.json", "metrics.json", "predictions.jsonl", "metrics.jsonl"):

@@ -15,14 +15,15 @@ from typing import Any
 
 from fintune.errors import FintuneError
 
-KINDS = ("synth", "data", "train", "eval", "analyze", "signals", "backtest")
+KINDS = ("synth", "data", "train", "eval", "analyze", "signals", "backtest", "references")
 _STAGE_KIND = {"synth": "synth", "data": "data", "train": "train", "pretrain": "train", "eval": "eval",
-               "analyze": "analyze", "signals": "signals", "backtest": "backtest"}
+               "analyze": "analyze", "signals": "signals", "backtest": "backtest", "references": "references"}
 # "signals" (the demo's backtest input, derived from an eval) has no section of its own: it is listed with the
 # runs and its manifest is shown, so the backtest's lineage stays visible.
 _REQUIRED = {"data": ("train.parquet",), "eval": ("metrics.json", "predictions.jsonl"),
              "backtest": ("metrics.json", "equity.csv"), "analyze": ("predictions.jsonl",),
-             "synth": ("examples.jsonl",), "train": (), "signals": ("predictions.jsonl",)}
+             "synth": ("examples.jsonl",), "train": (), "signals": ("predictions.jsonl",),
+             "references": ("references.json",)}
 _SKIP_DIRS = ("checkpoints", "report")
 
 
@@ -68,8 +69,8 @@ def classify(path: Path) -> Run | None:
         raise FintuneError(f"{path}: {article} {kind} run (manifest stage '{manifest.get('stage')}') without {missing}",
                            "the run did not finish: re-run that stage")
     run = Run(kind=kind, path=path, manifest=manifest)
-    if kind in ("eval", "backtest"):
-        metrics = read_json(path / "metrics.json")
+    if kind in ("eval", "backtest", "references"):
+        metrics = read_json(path / ("references.json" if kind == "references" else "metrics.json"))
         if not isinstance(metrics, dict):
             raise FintuneError(f"{path / 'metrics.json'}: expected a JSON object")
         run.metrics = metrics

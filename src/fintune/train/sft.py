@@ -174,6 +174,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
 
     from fintune.artifacts import write_manifest
     from fintune.models import trainable_parameters, trainable_parameters_line
+    from fintune.quiet import quiet_trainer
     from fintune.train.callbacks import (
         FintuneTrainer,
         MetricsJsonlCallback,
@@ -207,6 +208,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(train_rows),
                              eval_dataset=_ListDataset(eval_rows) if eval_rows else None, data_collator=collator,
                              callbacks=[MetricsJsonlCallback(metrics_path), *(callbacks or [])])
+    quiet_trainer(trainer)  # loss on the progress bar, not a raw dict line per log step (unless --verbose)
     try:
         with fp32_matmul_precision(recipe.fp32_matmul_precision) as matmul_precision:
             result = trainer.train(resume_from_checkpoint=last if resume and last else None)
