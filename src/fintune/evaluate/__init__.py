@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from fintune.errors import FintuneError
-from fintune.evaluate.calibration import fit_temperature
+from fintune.evaluate.calibration import choose_temperature
 from fintune.predict.predictor import Predictor
 from fintune.predict.rows import predictions_from_scores, softmax_rows
 from fintune.predict.stats import InferenceStats
@@ -147,8 +147,6 @@ def evaluate_predictor(predictor: Predictor, data: EvalData, split: str = "test"
         temperature, calibration = 1.0, {"temperature": 1.0, "fitted_on": None}
         val = [r for r in data.splits.get("validation") or [] if r.get("label")] if split != "validation" else []
         if temperature_scaling and val:
-            from fintune.evaluate.calibration import choose_temperature
-
             val_lp = predictor.score_rows(val, None, progress, "score validation")
             unknown = sorted({r["label"] for r in val} - set(labels))
             if unknown:
