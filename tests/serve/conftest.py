@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from serve_http_helpers import TOKEN
 from tests.tiny import make_tiny_model_dir
 
 RUN_TEMPERATURE = 2.5
-TOKEN = "s3cret-token-value-1234"
 
 
 @pytest.fixture(autouse=True, scope="module")

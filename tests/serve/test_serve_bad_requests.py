@@ -12,8 +12,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-
-from conftest import TOKEN
+from serve_http_helpers import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GOOD = {"text": "Operating profit increased to a record high."}

@@ -8,9 +8,8 @@ import threading
 import time
 
 import httpx
-from serve_http_helpers import run_load, running_server
+from serve_http_helpers import TOKEN, run_load, running_server
 
-from conftest import TOKEN
 from fintune.serve import DynamicBatcher
 
 
