@@ -86,7 +86,7 @@ def test_plain_json_object_and_streaming_answers(server, tiny_run):
 
 
 def test_auth_schema_and_model_errors(server, tiny_run):
-    url, _, _ = server
+    url, _, log = server
     messages = [{"role": "user", "content": TEXT}]
     with pytest.raises(openai.AuthenticationError):
         _client(url, key="wrong-token").models.list()
@@ -111,6 +111,10 @@ def test_auth_schema_and_model_errors(server, tiny_run):
     with pytest.raises(openai.BadRequestError) as long_err:
         client.chat.completions.create(model=str(tiny_run), messages=too_long)
     assert "more than the limit 8000" in long_err.value.message
+    time.sleep(0.3)
+    text = log.read_text()
+    assert '"POST /v1/chat/completions HTTP/1.1" 401' in text and TOKEN not in text
+    assert "Logging error" not in text  # the redacting log filter keeps uvicorn's access-log args usable
 
 
 class _GatedEngine:
