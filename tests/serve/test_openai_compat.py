@@ -15,8 +15,7 @@ import httpx
 import openai
 import pytest
 from pydantic import BaseModel
-
-from conftest import TOKEN
+from tests.serve.conftest import TOKEN
 
 LABELS = ["negative", "neutral", "positive"]
 TEXT = "Apple beats Q4 estimates by 15% and raises its dividend."
