@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fintune.device import check_method, inference_dtype, move_to, resolve_device
 from fintune.errors import FintuneError
 from fintune.run import RunManifest, TaskSpec, read_run
 
@@ -260,6 +261,7 @@ def load_model_and_tokenizer(name_or_path: str, dtype: str = "auto", method: str
         raise FintuneError(f"model '{name_or_path}' is a 4-bit bitsandbytes checkpoint; method '{method}' needs "
                            "unquantized weights", "set method: qlora, or point at the original model")
     if method == "qlora":
+        check_method("qlora", resolve_device(recipe.device if recipe is not None else "auto"))
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
@@ -426,9 +428,14 @@ class ModelInfo:
         return self.manifest.temperature if self.manifest is not None else None
 
 
-def load_for_inference(run_or_model: str, dtype: str = "auto") -> tuple[Any, Any, ModelInfo]:
+def load_for_inference(run_or_model: str, dtype: str = "auto",
+                       device: str | None = None) -> tuple[Any, Any, ModelInfo]:
     """Load a run (base + adapter, typed manifest in ``info``) or a plain model (dir / hub id / alias) in eval
-    mode."""
+    mode. ``device`` (``auto``/``cuda``/``mps``/``cpu``, :mod:`fintune.device`) also picks the dtype for ``auto``
+    and moves the model there; ``None`` keeps it on the CPU as loaded (merging)."""
+    if device is not None:
+        device = resolve_device(device)
+        dtype = inference_dtype(device, dtype)
     path = Path(run_or_model)
     if path.is_dir() and is_adapter_dir(path):
         from peft import PeftModel
@@ -442,6 +449,8 @@ def load_for_inference(run_or_model: str, dtype: str = "auto") -> tuple[Any, Any
         manifest = read_run(path) if (path / "manifest.json").exists() else None
         model, tokenizer = load_model_and_tokenizer(run_or_model, dtype=dtype)
         info = ModelInfo(kind="model", base_model=run_or_model, manifest=manifest)
+    if device is not None:
+        model = move_to(model, device)
     model.eval()
     return model, tokenizer, info
 

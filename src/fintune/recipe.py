@@ -178,6 +178,7 @@ class Recipe(_Strict):
     group_by_length: bool = False
     gradient_checkpointing: bool = False
     bf16: bool | Literal["auto"] = "auto"
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="auto = CUDA, else Apple MPS, else CPU")
     fp32_matmul_precision: Literal["auto", "ieee", "bf16", "tf32"] = "ieee"
     torch_compile: bool = Field(False, description="compile each decoder layer (one graph shared by all layers)")
     logging_steps: int = Field(10, ge=1)

@@ -45,7 +45,8 @@ def redact(text: object, extra: tuple[str, ...] = ()) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts each record's formatted message (and drops its args)."""
+    """A logging filter that redacts each record's formatted message (string args are redacted and kept when
+    that renders the same redacted message, else dropped)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Replace the message by its redacted rendering; never drops a record."""
@@ -53,7 +54,18 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string: keep the raw text
             message = str(record.msg)
-        record.msg, record.args = redact(message), None
+        args = record.args
+        if isinstance(args, tuple) and args and isinstance(record.msg, str):
+            # keep the args (uvicorn's access formatter unpacks them), each redacted, while the rendering is clean
+            record.msg, record.args = redact(record.msg), tuple(redact(a) if isinstance(a, str) else a for a in args)
+            try:
+                clean = record.getMessage() == redact(message)
+            except Exception:
+                clean = False
+            if not clean:
+                record.msg, record.args = redact(message), None
+        else:
+            record.msg, record.args = redact(message), None
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None

@@ -1,7 +1,8 @@
 """``fintune serve``: the analyzer behind a FastAPI app, with dynamic batching.
 
 Endpoints: ``POST /v1/analyze``, ``POST /v1/analyze/batch``, ``GET /v1/model``, ``GET /healthz`` (OpenAPI at
-``/openapi.json``, docs at ``/docs``). Every request body is validated by pydantic (unknown fields, wrong types,
+``/openapi.json``, docs at ``/docs``), and the OpenAI-compatible ``GET /v1/models`` and ``POST /v1/chat/completions``
+(:mod:`fintune.serve_openai`: same auth, limits, batcher and model call). Every request body is validated by pydantic (unknown fields, wrong types,
 empty text, too long text, too many items -> 422 with a one-line ``error``); malformed JSON -> 400; bodies over
 the size limit -> 413 (checked on ``Content-Length`` and on the bytes actually streamed).
 
@@ -31,6 +32,7 @@ from fintune.batching import MAX_QUEUE, DynamicBatcher, QueueFull
 from fintune.errors import FintuneError
 from fintune.redact import install_log_redaction
 from fintune.serve_asgi import BearerAuth, BodySizeLimit
+from fintune.serve_openai import add_openai_routes
 
 TOKEN_ENV = "FINTUNE_API_TOKEN"
 MAX_BODY_BYTES = 256 * 1024
@@ -193,14 +195,19 @@ def create_app(analyzer: Analyzer, cfg: ServeConfig | None = None, backend: Any 
         return AnalyzeItem(text=req.text, id=req.id or "", ticker=req.ticker.upper() if req.ticker else None,
                            date=req.date, where=where)
 
-    async def _analyze(items: list[AnalyzeItem], explain: bool, request: Request
-                       ) -> list[dict[str, Any]] | JSONResponse:
+    def _plain_error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    async def _predict(items: list[AnalyzeItem], explain: bool, request: Request,
+                       error: Callable[..., Any] = _plain_error) -> list[Any] | JSONResponse:
+        """The routes' one path to the model: queue ``items`` on the batcher and await their predictions (or a
+        ready error response built by ``error(message, status, headers)``)."""
         try:
             jobs = batcher.enqueue(items, explain)
         except QueueFull as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+            return error(str(exc), 503, {"Retry-After": str(exc.retry_after)})
         except RuntimeError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503)
+            return error(str(exc), 503)
         work = asyncio.gather(*(j.future for j in jobs))
         watch = asyncio.ensure_future(_until_disconnect(request.receive))
         try:
@@ -210,16 +217,23 @@ def create_app(analyzer: Analyzer, cfg: ServeConfig | None = None, backend: Any 
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await work
-                return JSONResponse({"error": "client disconnected"}, status_code=499)
+                return error("client disconnected", 499)
             preds = work.result()
         except FintuneError as exc:
             batcher.cancel(jobs)
-            return JSONResponse({"error": exc.one_line()}, status_code=422)
+            return error(exc.one_line(), 422)
         except asyncio.CancelledError:  # the server cancelled this request (shutdown)
             batcher.cancel(jobs)
             raise
         finally:
             watch.cancel()
+        return list(preds)
+
+    async def _analyze(items: list[AnalyzeItem], explain: bool, request: Request
+                       ) -> list[dict[str, Any]] | JSONResponse:
+        preds = await _predict(items, explain, request)
+        if isinstance(preds, JSONResponse):
+            return preds
         return [public_result(p, analyzer) for p in preds]
 
     @app.post("/v1/analyze", response_model=AnalyzeResponse, responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}})
@@ -251,6 +265,8 @@ def create_app(analyzer: Analyzer, cfg: ServeConfig | None = None, backend: Any 
                 "limits": {"max_body_bytes": cfg.max_body_bytes, "max_text_chars": cfg.max_text_chars,
                            "max_batch_items": cfg.max_batch_items, "max_queue": cfg.max_queue},
                 "batching": batcher.stats(), "auth": bool(cfg.token), "docs_open": cfg.open_docs or not cfg.token}
+
+    add_openai_routes(app, analyzer, cfg.max_text_chars, _predict)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

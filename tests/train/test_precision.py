@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fintune.train.precision import fp32_matmul_precision, keep_lora_sum_fp32, resolve_fp32_matmul_precision
-from fintune.train.sft import bf16_supported
+from fintune.train.precision import (
+    bf16_supported,
+    fp32_matmul_precision,
+    keep_lora_sum_fp32,
+    resolve_fp32_matmul_precision,
+)
 
 
 def test_ieee_changes_nothing_and_auto_resolves_to_a_known_setting() -> None:

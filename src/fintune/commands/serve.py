@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from fintune.serve import MAX_BATCH_ITEMS, MAX_BODY_BYTES, MAX_QUEUE, MAX_TEXT_CHARS, TOKEN_ENV
 
     p = sub.add_parser("serve", help="serve a run over HTTP (FastAPI, dynamic batching, optional bearer token)",
-                       description="POST /v1/analyze, POST /v1/analyze/batch, GET /v1/model, GET /healthz; "
+                       description="POST /v1/analyze, POST /v1/analyze/batch, GET /v1/model, GET /healthz, and OpenAI-compatible "
+                                   "POST /v1/chat/completions and GET /v1/models; "
                                    f"OpenAPI at /docs. Set ${TOKEN_ENV} to require 'Authorization: Bearer <token>' "
                                    "(on /docs and /openapi.json too, unless --open-docs).")
     p.add_argument("model", nargs="?", default="smollm2-135m",

@@ -124,11 +124,12 @@ class Predictor:
     @classmethod
     def load(cls, run_or_model: str, dtype: str = "auto", backend: str = "torch", batch_size: int | None = None,
              max_new_tokens: int | None = None, spec: TaskSpec | None = None, merge: bool = True,
-             threads: int | None = None) -> Predictor:
+             threads: int | None = None, device: str = "auto") -> Predictor:
         """Load a run directory, model directory, hub id or alias once, in eval mode.
 
         ``spec`` defaults to the run's recorded task spec (a plain model: sentiment labels, ``label`` format,
-        the model's own chat template). ``merge`` folds a LoRA adapter into the weights for the torch backend
+        the model's own chat template). ``device``: ``auto`` = CUDA, else Apple MPS, else CPU (the torch backend;
+        :mod:`fintune.device` picks the dtype for ``dtype="auto"``). ``merge`` folds a LoRA adapter into the weights for the torch backend
         (the same function, one matmul less per layer); the vLLM backend serves the adapter as an adapter.
         """
         if backend not in BACKENDS:
@@ -138,7 +139,8 @@ class Predictor:
 
             check_vllm_run(run_or_model)  # before spending time on weights
         set_inference_threads(threads)
-        model, tokenizer, info = load_for_inference(run_or_model, dtype=dtype)
+        model, tokenizer, info = load_for_inference(run_or_model, dtype=dtype,
+                                                    device=device if backend == "torch" else None)
         if merge and backend == "torch" and info.kind == "adapter" and hasattr(model, "merge_and_unload"):
             model = model.merge_and_unload()
             model.eval()

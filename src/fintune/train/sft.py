@@ -14,18 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fintune.device import resolve_device, training_bf16
 from fintune.errors import FintuneError
 from fintune.recipe import Recipe, recipe_to_dict
 from fintune.run import TaskSpec, read_run
 from fintune.train.collate import IGNORE
-from fintune.train.precision import bf16_supported
 
 CHECKPOINTS = "checkpoints"
 
 
 def use_bf16(recipe: Recipe) -> bool:
-    """The recipe's ``bf16`` with ``auto`` resolved for this machine."""
-    return bf16_supported() if recipe.bf16 == "auto" else bool(recipe.bf16)
+    """The recipe's ``bf16`` with ``auto`` resolved for the recipe's device (:mod:`fintune.device`)."""
+    return training_bf16(resolve_device(recipe.device), recipe.bf16)
 
 
 def check_sequence_length(recipe: Recipe, model: Any) -> None:
@@ -77,7 +77,6 @@ def check_tracking_backends(backends: list[str]) -> None:
 
 def build_training_arguments(recipe: Recipe, out: Path, has_eval: bool) -> Any:
     """``TrainingArguments`` from the recipe (HF names map 1:1; checkpoints go to ``RUN/checkpoints``)."""
-    import torch
     from transformers import TrainingArguments
 
     eval_steps = recipe.eval_steps if has_eval else None
@@ -105,7 +104,7 @@ def build_training_arguments(recipe: Recipe, out: Path, has_eval: bool) -> Any:
         metric_for_best_model=recipe.metric_for_best_model if eval_steps else None,
         greater_is_better=recipe.greater_is_better, load_best_model_at_end=best,
         report_to=report, seed=recipe.seed, data_seed=recipe.seed,
-        bf16=use_bf16(recipe), use_cpu=not torch.cuda.is_available(),
+        bf16=use_bf16(recipe), use_cpu=resolve_device(recipe.device) == "cpu",
         gradient_checkpointing=recipe.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if recipe.gradient_checkpointing else None,
         remove_unused_columns=False, dataloader_num_workers=0,
