@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 from pydantic import BaseModel
-from tests.serve.conftest import TOKEN
+from serve_http_helpers import TOKEN
 
 LABELS = ["negative", "neutral", "positive"]
 TEXT = "Apple beats Q4 estimates by 15% and raises its dividend."
