@@ -457,7 +457,8 @@ def load_for_inference(run_or_model: str, dtype: str = "auto",
 
 def merge_run(run: str | Path, out: str | Path, dtype: str = "auto", overwrite: bool = False) -> Path:
     """Merge a run's adapter into its base and write a plain HF model directory (+ tokenizer, manifest)."""
-    from fintune.artifacts import atomic_output_dir, check_output_dir, write_manifest
+    from fintune.artifacts import atomic_output_dir, atomic_write_text, check_output_dir, write_manifest
+    from fintune.modelcard import model_card, warn_non_commercial
 
     run = Path(run)
     if not is_adapter_dir(run):
@@ -476,5 +477,9 @@ def merge_run(run: str | Path, out: str | Path, dtype: str = "auto", overwrite: 
                        seed=manifest.seed if manifest else None,
                        data_hashes=manifest.data_sha256 if manifest else None, parent=str(run),
                        base_model=info.base_model, labels=info.labels, template=info.template,
-                       temperature=info.temperature, task_spec=spec.model_dump(mode="json") if spec else None)
+                       temperature=info.temperature, task_spec=spec.model_dump(mode="json") if spec else None,
+                       licenses=dict(manifest.licenses) if manifest else {})
+        atomic_write_text(staging / "README.md", model_card(manifest, info.base_model, f"{Path(out).name} (merged)",
+                                                            ("merged", "lora")))
+    warn_non_commercial(manifest.licenses if manifest else {}, f"merged model {out}")
     return Path(out)
