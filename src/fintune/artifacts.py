@@ -217,8 +217,10 @@ def git_sha(cwd: str | Path | None = None) -> str | None:
         return None
 
 def find_licenses(paths: list[str] | dict[str, str]) -> dict[str, str]:
-    """Data license per source folder: the first line under ``## License`` of the nearest ``PROVENANCE.md``
-    (the shared data folders carry one), looked up at most three levels above each path."""
+    """Data license per source folder: the first paragraph under ``## License`` of the nearest ``PROVENANCE.md``
+    (the shared data folders carry one; at most 500 characters, lines joined), looked up at most three levels
+    above each path. The whole paragraph, because a stricter term often follows the first line (FinLoRA's tests:
+    "... the original FPB license is CC BY-NC-SA 3.0 -- the stricter one applies")."""
     out: dict[str, str] = {}
     for p in paths:
         here = Path(p).resolve()
@@ -229,8 +231,13 @@ def find_licenses(paths: list[str] | dict[str, str]) -> dict[str, str]:
             lines = prov.read_text(encoding="utf-8", errors="replace").splitlines()
             heads = [i for i, line in enumerate(lines) if line.lower().startswith("## licen")]
             if heads:
-                body = next((x.strip() for x in lines[heads[0] + 1:] if x.strip()), "")
-                out[str(folder)] = body[:300]
+                para: list[str] = []
+                for x in lines[heads[0] + 1:]:
+                    if x.startswith("#") or (not x.strip() and para):
+                        break
+                    if x.strip():
+                        para.append(x.strip())
+                out[str(folder)] = " ".join(para)[:500]
             break
     return out
 

@@ -15,6 +15,7 @@ import yaml
 
 from fintune.run import RunManifest
 
+_UNSTATED = re.compile(r"^\s*(no license|not stated|none stated|unknown)", re.IGNORECASE)
 _NON_COMMERCIAL = re.compile(r"\bNC\b|BY-NC|non[- ]?commercial", re.IGNORECASE)
 _SPDX = (  # (pattern in the stated license text, Hugging Face license id); the most specific first
     (re.compile(r"CC[- ]BY[- ]NC[- ]SA[- ]3\.0", re.I), "cc-by-nc-sa-3.0"),
@@ -29,7 +30,10 @@ _SPDX = (  # (pattern in the stated license text, Hugging Face license id); the 
 
 
 def license_id(text: str) -> str:
-    """The Hugging Face license id a stated license text names (``other`` when none is recognised)."""
+    """The Hugging Face license id a stated license text names (``other`` when none is recognised or the text says
+    no license is stated -- "No license file ships ... (the repo's MIT license covers its code)" is not MIT)."""
+    if _UNSTATED.search(text):
+        return "other"
     for pattern, spdx in _SPDX:
         if pattern.search(text):
             return spdx

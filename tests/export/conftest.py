@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from export_helpers import make_run
 from tests.tiny import make_tiny_model_dir
 
 PHRASEBANK_LICENSE = "Creative Commons Attribution-NonCommercial-ShareAlike 3.0 Unported (CC BY-NC-SA 3.0)."
@@ -25,31 +26,6 @@ def _one_torch_thread():
 def tiny_model(tmp_path_factory) -> Path:
     """A random tiny Llama saved with its tokenizer."""
     return make_tiny_model_dir(tmp_path_factory.mktemp("export-model"), seed=3)
-
-
-def make_run(root: Path, base: Path, licenses: dict[str, str]) -> Path:
-    """A run directory as `fintune train` writes it (adapter + tokenizer + manifest with ``licenses``)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from fintune.artifacts import write_manifest
-    from fintune.run import TaskSpec
-
-    run = root / "run"
-    torch.manual_seed(5)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32),
-                           LoraConfig(r=4, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM",
-                                      init_lora_weights=False))
-    model.save_pretrained(str(run))
-    AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(run))
-    recipe = {"model_name_or_path": str(base), "lora_r": 4,
-              "data": {"task": "sentiment", "format": "label", "template": "auto", "labels": None,
-                       "system_prompt": "You are a financial analyst."}}
-    spec = TaskSpec.from_recipe(recipe)
-    write_manifest(run, "train", recipe=recipe, seed=0, base_model=str(base), merged_adapters=[],
-                   labels=spec.labels, template="auto", task_spec=spec.model_dump(mode="json"), licenses=licenses)
-    return run
 
 
 @pytest.fixture(scope="session")
