@@ -268,6 +268,8 @@ def export_run(run: str | Path, out: str | Path, fmt: str = "gguf", quant: str =
     if fmt not in FORMATS:
         raise FintuneError(f"--format {fmt}: unknown format", f"use one of {', '.join(FORMATS)}")
     qtype, ftype = _check_quant(quant)
+    if not run.exists():  # an alias (smollm2-135m) or a cached hub id: the plain model directory
+        run = Path(resolve_model(str(run)))
     manifest, config_source = _source(run)
     check_output_dir(out, overwrite, runs=[run])
     check_architecture(AutoConfig.from_pretrained(resolve_model(config_source)), str(run))  # before the weights
