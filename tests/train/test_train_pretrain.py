@@ -32,10 +32,11 @@ def test_pretrain_then_sft_merge_and_continue(tmp_path: Path) -> None:
 
     pytest.importorskip("fintune.data.text")
     model_dir = make_tiny_model_dir(tmp_path, "llama")
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
+    corpus = tmp_path / "licensed" / "corpus"  # PROVENANCE.md one level up, as in ../shared/data
+    corpus.mkdir(parents=True)
     for i in range(4):
         (corpus / f"doc{i}.txt").write_text("Revenue rose 12 percent in the quarter and shares gained. " * (3 + i))
+    (corpus.parent / "PROVENANCE.md").write_text("# test corpus\n\n## License\nCC BY-NC 4.0 (test corpus).\n")
     data = {"task": "pretrain", "format": "text", "sources": [{"name": "text", "path": str(corpus)}],
             "split": {"method": "random", "test_size": 0.25, "seed": 1}}
     recipe = tiny_recipe(model_dir, stage="pretrain", max_steps=2, save_steps=2, eval_steps=2,
@@ -45,6 +46,7 @@ def test_pretrain_then_sft_merge_and_continue(tmp_path: Path) -> None:
     assert summary["eval_examples"] > 0 and any("eval_loss" in r for r in summary["history"])
     m1 = json.loads((tmp_path / "stage1" / "manifest.json").read_text())
     assert m1["stage"] == "pretrain" and m1["documents"] == 4 and m1["blocks"] >= 2
+    assert {Path(k).name: v for k, v in m1["licenses"].items()} == {"licensed": "CC BY-NC 4.0 (test corpus)."}
 
     for handoff in ("merge", "continue"):
         r2 = tiny_recipe(model_dir, init_from=str(tmp_path / "stage1"), stage1_handoff=handoff, max_steps=2,
@@ -54,5 +56,6 @@ def test_pretrain_then_sft_merge_and_continue(tmp_path: Path) -> None:
         m2 = json.loads((tmp_path / handoff / "manifest.json").read_text())
         assert m2["parent_run"] == str(tmp_path / "stage1") and m2["base_model"] == str(model_dir)
         assert m2["merged_adapters"] == ([str((tmp_path / "stage1").resolve())] if handoff == "merge" else [])
+        assert m2["licenses"] == m1["licenses"]  # stage-1 data licenses travel into the stage-2 run
         _, _, info = load_for_inference(str(tmp_path / handoff))
         assert info.kind == "adapter"

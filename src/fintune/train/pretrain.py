@@ -86,6 +86,8 @@ def pretrain(recipe: Recipe, out: str | Path | None = None, resume: bool = False
 
     from tqdm import tqdm
 
+    from fintune.artifacts import find_licenses
+    from fintune.data.prepare import source_paths
     from fintune.train.sft import check_run_dir, check_sequence_length, prepare_model, run_training
 
     if recipe.method == "qlora":
@@ -115,5 +117,6 @@ def pretrain(recipe: Recipe, out: str | Path | None = None, resume: bool = False
     recipe = recipe.model_copy(update={"packing": True})
     return run_training(recipe, model, tokenizer, train_rows, eval_rows or None, out, resume, "pretrain",
                         dict(lineage, data_hashes={"documents": digest}, documents=len(docs),
+                             licenses={**lineage["licenses"], **find_licenses(source_paths(recipe))},
                              blocks=len(rows), tokens=sum(len(t) + 1 for t in tokens)),
                         collator=BlockCollator(tokenizer.pad_token_id))

@@ -263,10 +263,13 @@ def prepare_model(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
     set_seed(recipe.seed)  # the adapter's random init must be the same in every process for the same seed
 
     base, merged, continue_from = recipe.model_name_or_path, [], None
+    licenses: dict[str, str] = {}  # of the data every earlier stage trained on: they travel with the weights
     if recipe.init_from:
         parent = Path(recipe.init_from)
         if not parent.is_dir():
             raise FintuneError(f"recipe key 'init_from': {parent} is not a run directory")
+        if (parent / "manifest.json").exists():
+            licenses = dict(read_run(parent).licenses)
         if is_adapter_dir(parent):
             pm = read_run(parent, "train")
             base = pm.base_model
@@ -291,7 +294,7 @@ def prepare_model(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
         if recipe.gradient_checkpointing:
             model.enable_input_require_grads()
     lineage = {"base_model": base, "merged_adapters": merged,
-               "parent": str(recipe.init_from) if recipe.init_from else None}
+               "parent": str(recipe.init_from) if recipe.init_from else None, "licenses": licenses}
     return model, tokenizer, lineage
 
 
@@ -372,6 +375,7 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
         spec = data_manifest.spec.model_copy(update={"eval": spec.eval, "eval_set": spec.eval_set,
                                                       "system_prompt": spec.system_prompt})
         licenses = data_manifest.licenses
+    licenses = {**lineage["licenses"], **licenses}
     hashes = hash_paths([p for p in sorted(data_dir.glob("*.parquet"))])
     best_by = build_callback(recipe, data_dir, tokenizer)  # metric_for_best_model: f1_weighted, ...
     return run_training(recipe, model, tokenizer, train_rows, eval_rows, out, resume, "train",
