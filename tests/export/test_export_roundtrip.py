@@ -87,6 +87,7 @@ def test_llama_cpp_gives_fintunes_labels(tiny_run, reference, tmp_path):
         prompt, conts = label_prompts(row, ours.labels, ours.spec.format, ours.spec.template, tok,
                                       ours.spec.template_date)
         p_ids = encode_prompt(tok, prompt, leading_special_ids(tok))  # the ids fintune's scoring feeds
+        assert llm.tokenize(prompt.encode(), add_bos=False, special=True) == p_ids  # the exported tokenizer
         scores = []
         for cont in conts:
             c_ids = encode_text(tok, cont)
