@@ -41,7 +41,7 @@ def reference(tiny_run, tiny_model):
     return ours, np.asarray(ours.score_rows(rows())), np.asarray(base.score_rows(rows()))
 
 
-@pytest.mark.parametrize("quant,tol", [("f32", 1e-4), ("q8_0", 0.05)])
+@pytest.mark.parametrize("quant,tol", [("f32", 1e-4), ("f16", 0.01), ("bf16", 0.05), ("q8_0", 0.05), ("q4_0", 0.4)])
 def test_gguf_round_trip_matches_fintune_scoring(tiny_run, reference, tmp_path, quant, tol):
     ours, want, base = reference
     result = export_run(tiny_run, tmp_path / "out", "gguf", quant)
@@ -51,7 +51,7 @@ def test_gguf_round_trip_matches_fintune_scoring(tiny_run, reference, tmp_path, 
     print(f"\n{quant}: label agreement {agree:.2f}, max |delta log p| {delta:.2e}")
     effect = float(np.abs(base - want).max())
     assert effect > 0.3  # the adapter moves the scores by this much: a skipped merge fails
-    assert delta < tol < effect / 5
+    assert delta < tol < effect / 2
     if quant == "f32":
         assert agree == 1.0
 
