@@ -28,6 +28,8 @@ transformers.logging.get_logger("transformers.modeling_utils").warning("transfor
 logging.getLogger("bitsandbytes.backends.cpu.ops").warning("Failed to load CPU gemm_4bit_forward (test)")
 import deepspeed.utils.logging as dsl  # resets the DeepSpeed logger to INFO with its own handler on import
 dsl.logger.warning("Setting accelerator to CPU (test)")
+for _ in transformers.utils.logging.tqdm(range(2), desc="Loading weights (test)"):  # the bar from_pretrained draws
+    pass
 logging.getLogger("fintune.data").warning("fintune own warning")
 print("rc", rc)
 """
@@ -35,7 +37,8 @@ print("rc", rc)
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    for var in ("FINTUNE_VERBOSE", "TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY"):
+    for var in ("FINTUNE_VERBOSE", "TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY",
+                "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         env.pop(var, None)
     return subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, env=env,
                           timeout=300, cwd=ROOT)
@@ -45,13 +48,13 @@ def test_third_party_noise_hidden_by_default_and_shown_with_verbose() -> None:
     quiet = _run("recipes", "ls")
     assert "rc 0" in quiet.stdout, quiet.stderr
     for noise in ("gemm_4bit_forward", "old transformers api", "torch user noise", "transformers log noise",
-                  "pip install kernels", "Setting accelerator to CPU"):
+                  "pip install kernels", "Setting accelerator to CPU", "Loading weights"):
         assert noise not in quiet.stderr + quiet.stdout, quiet.stderr
     assert "fintune own warning" in quiet.stderr
     loud = _run("recipes", "ls", "--verbose")
     assert "rc 0" in loud.stdout, loud.stderr
     for noise in ("gemm_4bit_forward (test)", "old transformers api", "Setting accelerator to CPU (test)", "torch user noise", "transformers log noise",
-                  "fintune own warning"):
+                  "Loading weights (test)", "fintune own warning"):
         assert noise in loud.stderr + loud.stdout, loud.stderr  # DeepSpeed logs to stdout
 
 

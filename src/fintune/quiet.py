@@ -27,6 +27,8 @@ THIRD_PARTY = ("bitsandbytes", "transformers", "torch", "peft", "trl", "accelera
 """Top-level package names whose warnings and sub-ERROR log records are hidden unless verbose."""
 
 _ENV_VERBOSITY = ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY")
+# the libraries' own bars ("Loading weights", "Map", downloads); fintune's bars use tqdm directly and stay
+_ENV_NO_BARS = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
 _state = {"verbose": True}
 
 
@@ -53,6 +55,8 @@ def configure(verbose: bool = False) -> None:
         return
     for var in _ENV_VERBOSITY:
         os.environ.setdefault(var, "error")
+    for var in _ENV_NO_BARS:
+        os.environ.setdefault(var, "1")
     pattern = r"^(" + "|".join(THIRD_PARTY) + r")(\.|$)"
     for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
@@ -69,6 +73,7 @@ def configure(verbose: bool = False) -> None:
 
     if "transformers" in sys.modules:
         sys.modules["transformers"].logging.set_verbosity_error()
+        sys.modules["transformers"].logging.disable_progress_bar()
 
 
 def quiet_trainer(trainer: Any) -> Any:
