@@ -3,40 +3,19 @@ disconnected clients cancelled, concurrent requests micro-batched. A real uvicor
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from safety_helpers import one_line_error
+from tests.live_server import live_server
 from tests.tiny import make_tiny_model_dir
-
-from fintune.serve import ServeConfig, create_app
 
 TOKEN = "safety-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class GatedEngine:
-    """The analyzer behind a gate: each predictor call records its size and waits until the gate opens."""
-
-    def __init__(self, analyzer) -> None:
-        self.analyzer = analyzer
-        self.gate = threading.Event()
-        self.gate.set()
-        self.calls: list[int] = []
-
-    def prepare(self, item):
-        return self.analyzer.prepare(item)
-
-    def predict_prepared(self, prepared, explain=False):
-        self.calls.append(len(prepared))
-        self.gate.wait(60)
-        return self.analyzer.predict_prepared(prepared, explain=explain)
 
 
 @pytest.fixture(scope="module")
@@ -47,35 +26,6 @@ def analyzer(tmp_path_factory):
 
     torch.set_num_threads(1)
     return Analyzer.load(str(make_tiny_model_dir(tmp_path_factory.mktemp("safety-serve"))), dtype="float32")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def live(analyzer, **cfg) -> Iterator[tuple[str, GatedEngine]]:
-    """create_app + uvicorn on 127.0.0.1 in a thread; yields (base url, engine)."""
-    import uvicorn
-
-    engine = GatedEngine(analyzer)
-    app = create_app(analyzer, ServeConfig(**cfg), backend=engine)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", engine
-    finally:
-        engine.gate.set()
-        server.should_exit = True
-        thread.join(30)
 
 
 def _stats(url: str) -> dict:
@@ -90,7 +40,7 @@ def _wait(predicate, timeout: float = 20.0) -> None:
 
 
 def test_auth_is_checked_before_the_body_is_parsed(analyzer) -> None:
-    with live(analyzer, token=TOKEN) as (url, _):
+    with live_server(analyzer, token=TOKEN) as (url, _):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             for body in (b"{not json", b'{"text": "ok"}', b"\xff\xfe"):
                 r = httpx.post(f"{url}/v1/analyze", content=body, headers={**headers,
@@ -103,21 +53,21 @@ def test_auth_is_checked_before_the_body_is_parsed(analyzer) -> None:
 
 
 def test_docs_follow_the_auth_setting(analyzer) -> None:
-    with live(analyzer, token=TOKEN) as (url, _):
+    with live_server(analyzer, token=TOKEN) as (url, _):
         for path in ("/docs", "/openapi.json", "/redoc"):
             assert httpx.get(f"{url}{path}").status_code == 401
             assert httpx.get(f"{url}{path}", headers=AUTH).status_code == 200
-    with live(analyzer, token=TOKEN, open_docs=True) as (url, _):
+    with live_server(analyzer, token=TOKEN, open_docs=True) as (url, _):
         assert httpx.get(f"{url}/docs").status_code == 200
         assert "/v1/analyze" in httpx.get(f"{url}/openapi.json").json()["paths"]
         assert httpx.get(f"{url}/v1/model").status_code == 401  # the API itself stays closed
-    with live(analyzer) as (url, _):  # no token: everything open
+    with live_server(analyzer) as (url, _):  # no token: everything open
         assert httpx.get(f"{url}/openapi.json").status_code == 200
         assert httpx.post(f"{url}/v1/analyze", json={"text": "profit rose"}).status_code == 200
 
 
 def test_full_queue_answers_503_with_retry_after(analyzer) -> None:
-    with live(analyzer, token=TOKEN, max_batch=1, max_queue=4, max_batch_items=4) as (url, engine):
+    with live_server(analyzer, token=TOKEN, max_batch=1, max_queue=4, max_batch_items=4) as (url, engine):
         engine.gate.clear()
         results: dict[str, httpx.Response] = {}
         first = threading.Thread(target=lambda: results.setdefault("a", httpx.post(
@@ -136,7 +86,7 @@ def test_full_queue_answers_503_with_retry_after(analyzer) -> None:
 
 
 def test_work_of_a_disconnected_client_is_cancelled(analyzer) -> None:
-    with live(analyzer, token=TOKEN, max_batch=1, wait_ms=0) as (url, engine):
+    with live_server(analyzer, token=TOKEN, max_batch=1, wait_ms=0) as (url, engine):
         engine.gate.clear()
         holder = threading.Thread(target=lambda: httpx.post(f"{url}/v1/analyze", json={"text": "first"},
                                                             headers=AUTH, timeout=60))
@@ -157,7 +107,7 @@ def test_work_of_a_disconnected_client_is_cancelled(analyzer) -> None:
 
 
 def test_concurrent_requests_are_micro_batched(analyzer) -> None:
-    with live(analyzer, max_batch=16, wait_ms=200) as (url, engine):
+    with live_server(analyzer, max_batch=16, wait_ms=200) as (url, engine):
         engine.gate.clear()
         codes: list[int] = []
         threads = [threading.Thread(target=lambda k=k: codes.append(httpx.post(

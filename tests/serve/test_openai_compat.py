@@ -3,12 +3,9 @@ loopback: model list, structured answers (json_schema parsed into a pydantic mod
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Literal
 
 import httpx
@@ -16,6 +13,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 from serve_http_helpers import TOKEN
+from tests.live_server import live_server
 
 LABELS = ["negative", "neutral", "positive"]
 TEXT = "Apple beats Q4 estimates by 15% and raises its dividend."
@@ -116,52 +114,12 @@ def test_auth_schema_and_model_errors(server, tiny_run):
     assert "Logging error" not in text  # the redacting log filter keeps uvicorn's access-log args usable
 
 
-class _GatedEngine:
-    """The analyzer behind a gate: every model call waits until the gate opens."""
-
-    def __init__(self, analyzer) -> None:
-        self.analyzer, self.gate, self.calls = analyzer, threading.Event(), []
-
-    def prepare(self, item):
-        return self.analyzer.prepare(item)
-
-    def predict_prepared(self, prepared, explain=False):
-        self.calls.append(len(prepared))
-        self.gate.wait(60)
-        return self.analyzer.predict_prepared(prepared, explain=explain)
-
-
-@contextlib.contextmanager
-def _live(analyzer, **cfg) -> Iterator[tuple[str, _GatedEngine]]:
-    import uvicorn
-
-    from fintune.serve import ServeConfig, create_app
-
-    engine = _GatedEngine(analyzer)
-    app = create_app(analyzer, ServeConfig(**cfg), backend=engine)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", engine
-    finally:
-        engine.gate.set()
-        server.should_exit = True
-        thread.join(30)
-
-
 def test_full_queue_is_503_with_retry_after_through_the_same_batcher(tiny_model):
     from fintune.analyze import Analyzer
 
     analyzer = Analyzer.load(str(tiny_model), dtype="float32")
-    with _live(analyzer, token=TOKEN, max_batch=1, max_queue=1, max_batch_items=1) as (url, engine):
+    with live_server(analyzer, token=TOKEN, max_batch=1, max_queue=1, max_batch_items=1) as (url, engine):
+        engine.gate.clear()
         client = _client(url)
         messages = [{"role": "user", "content": TEXT}]
         held: dict = {}
