@@ -1,18 +1,21 @@
-"""Score-mode throughput of `fintune analyze --file` vs a plain transformers loop, in one process.
+"""Score-mode throughput of `fintune analyze --file` and `fintune serve` vs a plain transformers loop, in one run.
 
-    python benchmarks/analyze_throughput.py --docs 2000 --plain-docs 200 --parity-docs 0   # 0 = the whole FPB test
+    python benchmarks/analyze_throughput.py --run runs/fpb-lora --docs 2000 --plain-docs 200 --parity-docs 0
 
-Measures (median of ``--repeats`` where cheap): documents/min of ``analyze_file`` (fp32, and bf16 weights) on
-StockNet tweets; the same documents through a plain transformers loop (fp32, padded batches, one full forward per
-(document, label) sequence, the adapter unmerged, as a user would write it); each speed step switched off in turn
-(adapter merge, prompt-prefix cache, length sorting); bf16 vs exact fp32 label agreement and max |delta p| on the
-FPB test split; inference efficiency = docs/s x FLOPs/doc / the same-run measured GEMM rate; peak RSS.
+Measures, on StockNet tweets: documents/min of ``analyze_file`` in three precisions (exact float32, float32 weights
+with bf16 matmul units, bfloat16 weights; the exact one on ``--slow-docs``); the same documents through a plain
+transformers loop (fp32, padded batches, one full forward per (document, label) sequence, the adapter unmerged, as
+a user would write it); each speed step switched off in turn (adapter merge, prompt-prefix cache, length sorting);
+``fintune serve`` at ``--concurrency`` over loopback HTTP on the same documents (errors, server peak RSS);
+label agreement and max |delta p| of each fast precision with exact float32 on the FPB test split; inference
+efficiency = docs/s x FLOPs/doc / the same-run measured GEMM rate; peak RSS.
 
 ``--run`` takes a fine-tuned run; without it a freshly LoRA-initialised adapter (r=16, all linear layers) on the
-embedded default is written to a temporary run directory: throughput does not depend on what the adapter learned.
-FLOPs per document are counted from the model config and the tokens actually run: 2 x (linear parameters) per
-token of the prompt suffix and of the answer continuations, plus the output head for the rows kept, plus attention
-(4 x layers x hidden x context per token). The last line printed is one JSON object.
+embedded default is written to a temporary run directory: throughput does not depend on what the adapter learned,
+parity does (an untrained adapter's label margins are tiny). FLOPs per document are counted from the model config
+and the tokens actually run: 2 x (linear parameters) per token of the prompt suffix and of the answer continuations,
+plus the output head for the rows kept, plus attention (4 x layers x hidden x context per token). The last line
+printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -168,30 +172,67 @@ def peak_rss_mib() -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
-def parity(run: str, n: int, batch_size: int) -> dict[str, float]:
-    """bf16 weights vs exact fp32: label agreement and max |delta p| on the FPB test split."""
+MODES = {"float32": ("float32", "ieee"), "float32_bf16_matmul": ("float32", "bf16"), "bfloat16": ("bfloat16", "ieee")}
+"""Inference precisions: (weight dtype, float32 matmul precision). ``float32_bf16_matmul`` keeps float32 weights and
+activations and lets oneDNN round matmul inputs to bfloat16 (float32 accumulation) on CPUs with bf16 units."""
+
+
+def load_mode(run: str, mode: str, batch_size: int, merge: bool = True) -> Analyzer:
+    """An :class:`Analyzer` in one of :data:`MODES` (the matmul precision is set for the whole process)."""
+    dtype, matmul = MODES[mode]
+    torch.backends.mkldnn.matmul.fp32_precision = matmul
+    return Analyzer(Predictor.load(run, dtype=dtype, batch_size=batch_size, merge=merge), None)
+
+
+def parity(run: str, n: int, batch_size: int, modes: list[str]) -> dict[str, dict[str, float]]:
+    """Each of ``modes`` vs exact float32: label agreement and max |delta p| on the FPB test split."""
     import numpy as np
 
     from fintune.data.prepare import prepare_data, read_prepared
     from fintune.recipe import load_recipe
 
-    fp32 = Predictor.load(run, dtype="float32", batch_size=batch_size)
+    def probs(mode: str) -> Any:
+        pred = load_mode(run, mode, batch_size).predictor
+        pred.spec = pred.spec.model_copy(update={"template": "auto"})
+        logp = pred.score_rows(rows)
+        p = np.exp(logp - logp.max(1, keepdims=True))
+        return p / p.sum(1, keepdims=True)
+
+    tok = load_mode(run, "float32", batch_size).tokenizer
     with tempfile.TemporaryDirectory() as tmp:
-        data = prepare_data(load_recipe("recipes/smollm2-135m/fpb_lora.yaml"), Path(tmp) / "fpb",
-                            tokenizer=fp32.tokenizer)
+        data = prepare_data(load_recipe("recipes/smollm2-135m/fpb_lora.yaml"), Path(tmp) / "fpb", tokenizer=tok)
         rows = read_prepared(data)["test"]
     rows = rows[:n] if n else rows
-    fp32.spec = fp32.spec.model_copy(update={"template": "auto"})
-    a = fp32.score_rows(rows)
-    del fp32
-    bf16 = Predictor.load(run, dtype="bfloat16", batch_size=batch_size)
-    b = bf16.score_rows(rows)
-    pa = np.exp(a - a.max(1, keepdims=True))
-    pa /= pa.sum(1, keepdims=True)
-    pb = np.exp(b - b.max(1, keepdims=True))
-    pb /= pb.sum(1, keepdims=True)
-    return {"n": len(rows), "label_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
-            "max_abs_delta_p": float(np.abs(pa - pb).max())}
+    exact = probs("float32")
+    out = {}
+    for mode in modes:
+        p = probs(mode)
+        out[mode] = {"n": len(rows), "label_agreement": float((exact.argmax(1) == p.argmax(1)).mean()),
+                     "max_abs_delta_p": float(np.abs(exact - p).max())}
+    torch.backends.mkldnn.matmul.fp32_precision = "ieee"
+    return out
+
+
+def serve_speed(run: str, mode: str, texts: list[str], concurrency: int, max_batch: int,
+                threads: int | None = None) -> dict[str, Any]:
+    """Documents/min of ``fintune serve`` (``--threads``; None = its default) at ``concurrency`` on ``texts``, errors,
+    server peak RSS."""
+    import serve_load
+
+    dtype, matmul = MODES[mode]
+    if matmul != "ieee":
+        raise SystemExit(f"serve has no flag for {mode}; measure a weight dtype")
+    with serve_load.running_server(run, max_batch, 5.0, extra_args=["--dtype", dtype, "--log-level", "warning",
+                                                            *(["--threads", str(threads)] if threads else [])]) as (
+            url, proc, _):
+        serve_load.run_load(url, min(64, len(texts)), concurrency, texts=texts[-64:])  # warm-up
+        res = serve_load.run_load(url, len(texts), concurrency, texts=texts)
+        status = Path(f"/proc/{proc.pid}/status")
+        hwm = [ln for ln in status.read_text().splitlines() if ln.startswith("VmHWM")] if status.exists() else []
+    return {"docs_per_min": round(60.0 * res["requests_per_s"], 1), "errors": res["errors"],
+            "first_errors": res["first_errors"], "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
+            "server_batching": res["server_batching"],
+            "server_peak_rss_mib": round(int(hwm[0].split()[1]) / 1024, 1) if hwm else None}
 
 
 def main() -> None:
@@ -200,14 +241,18 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="a fine-tuned run (default: a fresh LoRA on the embedded default)")
     ap.add_argument("--stocknet", default="../shared/data/stocknet")
     ap.add_argument("--docs", type=int, default=2000)
+    ap.add_argument("--slow-docs", type=int, default=500, help="documents for the exact float32 analyze timing")
     ap.add_argument("--plain-docs", type=int, default=200, help="documents for the (slow) plain loop")
     ap.add_argument("--ablation-docs", type=int, default=300, help="documents per speed step switched off")
-    ap.add_argument("--parity-docs", type=int, default=0, help="FPB test rows for bf16 parity (0 = all)")
+    ap.add_argument("--parity-docs", type=int, default=0, help="FPB test rows for the parity check (0 = all)")
+    ap.add_argument("--serve-docs", type=int, default=None, help="documents sent to fintune serve (default --docs)")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--serve-threads", default="", help="comma list of serve --threads to compare (default: its own)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args()
     threads = set_inference_threads(a.threads)
-    res: dict[str, object] = {"threads": threads, "docs": a.docs, "batch_size": a.batch_size}
+    res: dict[str, Any] = {"threads": threads, "docs": a.docs, "batch_size": a.batch_size}
     note("GEMM rates")
     res["gemm_gflops"] = {"float32": gemm_rate(torch.float32) / 1e9, "bfloat16": gemm_rate(torch.bfloat16) / 1e9}
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,46 +260,64 @@ def main() -> None:
         run = a.run or str(fresh_run(tmp / "run"))
         res["run"] = a.run or "fresh LoRA r=16 on smollm2-135m (untrained)"
         src = tweets(a.stocknet, a.docs, tmp / "tweets.jsonl")
-        items = [AnalyzeItem(text=json.loads(x)["text"], id=str(i)) for i, x in
-                 enumerate(src.read_text().splitlines())]
+        lines = src.read_text().splitlines()
+        items = [AnalyzeItem(text=json.loads(x)["text"], id=str(i)) for i, x in enumerate(lines)]
+        slow = tmp / "slow.jsonl"
+        slow.write_text("\n".join(lines[:a.slow_docs]) + "\n")
         speeds: dict[str, float] = {}
-        for dtype in ("float32", "bfloat16"):
-            analyzer = Analyzer.load(run, dtype=dtype, batch_size=a.batch_size)
-            note(f"analyze {dtype}")
-            speeds[f"analyze_{dtype}"] = timed_analyze(analyzer, src, tmp / f"{dtype}.jsonl", a.batch_size,
-                                                       f"analyze_{dtype}")
-            res[f"flops_per_doc_{dtype}"] = flops_per_doc(analyzer, items[:200])
-        best = max(("float32", "bfloat16"), key=lambda d: speeds[f"analyze_{d}"])
-        # each speed step switched off in turn, on the best dtype, the first --ablation-docs documents
+        for mode in MODES:
+            analyzer = load_mode(run, mode, a.batch_size)
+            n = len(lines) if mode == "bfloat16" else min(a.slow_docs, len(lines))
+            note(f"analyze {mode} ({n} documents)")
+            speeds[f"analyze_{mode}"] = timed_analyze(analyzer, src if n == len(lines) else slow,
+                                                      tmp / f"{mode}.jsonl", a.batch_size, f"analyze_{mode}")
+            res[f"flops_per_doc_{mode}"] = flops_per_doc(analyzer, items[:200])
+            del analyzer
+        best = max(MODES, key=lambda m: speeds[f"analyze_{m}"])
+        # each speed step switched off in turn, on the best mode, the first --ablation-docs documents
         sub = tmp / "sub.jsonl"
-        sub.write_text("\n".join(src.read_text().splitlines()[:a.ablation_docs]) + "\n")
-        analyzer = Analyzer.load(run, dtype=best, batch_size=a.batch_size)
+        sub.write_text("\n".join(lines[:a.ablation_docs]) + "\n")
+        analyzer = load_mode(run, best, a.batch_size)
         note(f"speed steps switched off in turn ({best})")
         speeds["steps_all_on"] = timed_analyze(analyzer, sub, tmp / "s0.jsonl", a.batch_size, "steps_all_on")
         analyzer.predictor.backend.prefix_cache = None
         speeds["steps_no_prefix_cache_across_batches"] = timed_analyze(analyzer, sub, tmp / "s1.jsonl", a.batch_size,
                                                                        "steps_no_prefix_cache_across_batches")
-        unmerged = Analyzer(Predictor.load(run, dtype=best, batch_size=a.batch_size, merge=False),
-                            analyzer.temperature)
+        del analyzer
+        unmerged = load_mode(run, best, a.batch_size, merge=False)
         speeds["steps_adapter_unmerged"] = timed_analyze(unmerged, sub, tmp / "s2.jsonl", a.batch_size,
                                                          "steps_adapter_unmerged")
         del unmerged
         note("plain transformers loop")
+        ref = load_mode(run, "float32", a.batch_size)
         plain_docs = items[:a.plain_docs]
-        speeds["plain_loop_fp32"], plain_labels = plain_loop(analyzer, plain_docs, a.batch_size)
-        ref = Analyzer.load(run, dtype="float32", batch_size=a.batch_size).predict(plain_docs)
+        speeds["plain_loop_fp32"], plain_labels = plain_loop(ref, plain_docs, a.batch_size)
         res["plain_vs_fintune_fp32_label_agreement"] = sum(
-            p.label == q for p, q in zip(ref, plain_labels, strict=True)) / len(plain_docs)
+            p.label == q for p, q in zip(ref.predict(plain_docs), plain_labels, strict=True)) / len(plain_docs)
+        del ref
+        serve_mode = best if MODES[best][1] == "ieee" else "float32"
+        note(f"fintune serve ({serve_mode}) at concurrency {a.concurrency}")
+        texts = [it.text for it in items[:a.serve_docs or len(items)]]
+        res["serve"] = {"mode": serve_mode, "concurrency": a.concurrency, "threads": "default",
+                        **serve_speed(run, serve_mode, texts, a.concurrency, a.batch_size)}
+        speeds["serve"] = res["serve"]["docs_per_min"]
+        for n in [int(x) for x in a.serve_threads.split(",") if x]:
+            note(f"fintune serve --threads {n}")
+            res[f"serve_threads_{n}"] = serve_speed(run, serve_mode, texts, a.concurrency, a.batch_size, n)
+            speeds[f"serve_threads_{n}"] = res[f"serve_threads_{n}"]["docs_per_min"]
+        res["serve_vs_analyze"] = speeds["serve"] / speeds[f"analyze_{serve_mode}"]
         res["docs_per_min"] = {k: round(v, 1) for k, v in speeds.items()}
         res["docs_per_min_cpu_time"] = {k: round(v, 1) for k, v in CPU_SPEEDS.items()}
         res["ratio_vs_plain_loop_cpu_time"] = CPU_SPEEDS[f"analyze_{best}"] / CPU_SPEEDS["plain_loop_fp32"]
-        res["best_dtype"] = best
+        res["best_mode"] = best
         res["ratio_vs_plain_loop"] = speeds[f"analyze_{best}"] / speeds["plain_loop_fp32"]
-        rate = res["gemm_gflops"][best] * 1e9  # type: ignore[index]
+        rate = res["gemm_gflops"]["bfloat16" if MODES[best] != ("float32", "ieee") else "float32"] * 1e9
         res["efficiency"] = speeds[f"analyze_{best}"] / 60.0 * res[f"flops_per_doc_{best}"] / rate
         res["efficiency_cpu_time"] = CPU_SPEEDS[f"analyze_{best}"] / 60.0 * res[f"flops_per_doc_{best}"] / rate
-        note("bf16 vs fp32 parity on the FPB test split")
-        res["parity_bf16_vs_fp32_fpb_test"] = parity(run, a.parity_docs, a.batch_size)
+        res["arithmetic_limit_docs_per_min"] = 60.0 * rate / res[f"flops_per_doc_{best}"]
+        note("parity with exact float32 on the FPB test split")
+        res["parity_vs_exact_fp32_fpb_test"] = parity(run, a.parity_docs, a.batch_size,
+                                                      ["float32_bf16_matmul", "bfloat16"])
     res["peak_rss_mib"] = round(peak_rss_mib(), 1)
     print(json.dumps(res))
 

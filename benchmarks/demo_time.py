@@ -9,6 +9,10 @@ Also counts the lines the demo printed and any that look like third-party noise 
     python benchmarks/demo_time.py --quick         # target <= 180 s
     python benchmarks/demo_time.py --quick --full  # both
 
+Each demo runs as a newcomer's first run does: in a fresh ``git clone`` of this checkout placed where no ``../shared``
+sits beside it, with an empty ``FINTUNE_HOME`` and ``HF_HOME`` and the Hub offline (``--here`` runs in this checkout
+with your cache instead).
+
 Final line: one JSON object.
 """
 
@@ -45,12 +49,28 @@ def gemm_gflops(n: int = 512, repeats: int = 7) -> float:
     return statistics.median(rates)
 
 
-def run_demo(quick: bool, root: Path) -> dict[str, object]:
+def fresh_clone(root: Path) -> tuple[Path, dict[str, str]]:
+    """A clean clone of ``root``'s HEAD in a new temporary folder (no ``../shared`` beside it) and an environment
+    with empty caches that imports fintune from that clone."""
+    base = Path(tempfile.mkdtemp(prefix="demo_fresh_"))
+    clone = base / "fintune"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("FINTUNE_HOME", "HF_HOME", "PYTHONPATH",
+                                                          "FINTUNE_SHARED", "FINTUNE_SMOLLM2_GGUF")}
+    env.update({"FINTUNE_HOME": str(base / "empty-cache" / "fintune"), "HF_HOME": str(base / "empty-cache" / "hf"),
+                "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(clone / "src")})
+    if (base / "shared").exists():
+        raise SystemExit(f"{base / 'shared'} exists: the clone would see ../shared")
+    return clone, env
+
+
+def run_demo(quick: bool, root: Path, here: bool = False) -> dict[str, object]:
     """One ``fintune demo`` subprocess into a fresh directory; its timings, summary and printed-line counts."""
+    cwd, env = (root, dict(os.environ)) if here else fresh_clone(root)
     out = Path(tempfile.mkdtemp(prefix="demo_time_")) / "demo"
     cmd = [sys.executable, "-m", "fintune", "demo", "--out", str(out)] + (["--quick"] if quick else [])
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"demo failed (rc {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
@@ -68,7 +88,8 @@ def run_demo(quick: bool, root: Path) -> dict[str, object]:
             "references": {k: (summary.get("references") or {}).get(k, {}).get("sharpe")
                            for k in ("oracle", "flipped")} | {
                 "random_median": ((summary.get("references") or {}).get("random") or {}).get("sharpe_median")},
-            "load_average_at_end": summary.get("load_average_at_end")}
+            "load_average_at_end": summary.get("load_average_at_end"),
+            "fresh_clone_empty_cache": not here, "cwd": str(cwd)}
 
 
 def main() -> None:
@@ -76,6 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="time fintune demo --quick")
     ap.add_argument("--full", action="store_true", help="time the full demo (the default when --quick is absent)")
+    ap.add_argument("--here", action="store_true", help="run in this checkout with the current caches")
     args = ap.parse_args()
     root = Path(__file__).resolve().parents[1]
     kinds = (["quick"] if args.quick else []) + (["full"] if args.full or not args.quick else [])
@@ -83,7 +105,7 @@ def main() -> None:
                                  "load_average_at_start": list(os.getloadavg()),
                                  "gemm_bf16_gflops_before": round(gemm_gflops(), 1)}
     for kind in kinds:
-        result[kind] = run_demo(kind == "quick", root)
+        result[kind] = run_demo(kind == "quick", root, args.here)
     result["gemm_bf16_gflops_after"] = round(gemm_gflops(), 1)
     for kind in kinds:
         r = result[kind]

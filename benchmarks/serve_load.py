@@ -80,10 +80,12 @@ def running_server(model: str, max_batch: int, wait_ms: float = 5.0, env: dict[s
                 proc.wait()
 
 
-async def _load(url: str, n: int, concurrency: int, headers: dict[str, str]) -> dict[str, Any]:
+async def _load(url: str, n: int, concurrency: int, headers: dict[str, str],
+                texts: list[str] | None = None) -> dict[str, Any]:
     import httpx
     import numpy as np
 
+    texts = texts or TEXTS
     latencies: list[float] = []
     errors: list[str] = []
     counter = iter(range(n))
@@ -94,7 +96,7 @@ async def _load(url: str, n: int, concurrency: int, headers: dict[str, str]) -> 
             for i in counter:
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post("/v1/analyze", json={"text": TEXTS[i % len(TEXTS)], "id": str(i)})
+                    r = await client.post("/v1/analyze", json={"text": texts[i % len(texts)], "id": str(i)})
                     ok = r.status_code == 200 and r.json().get("id") == str(i)
                     if not ok:
                         errors.append(f"{r.status_code}: {r.text[:200]}")
@@ -113,10 +115,12 @@ async def _load(url: str, n: int, concurrency: int, headers: dict[str, str]) -> 
             "server_batching": stats}
 
 
-def run_load(url: str, n: int = 1000, concurrency: int = 32, token: str | None = None) -> dict[str, Any]:
-    """Fire ``n`` POST /v1/analyze requests with ``concurrency`` in flight; latency percentiles, req/s, errors."""
+def run_load(url: str, n: int = 1000, concurrency: int = 32, token: str | None = None,
+             texts: list[str] | None = None) -> dict[str, Any]:
+    """Fire ``n`` POST /v1/analyze requests with ``concurrency`` in flight (request ``i`` sends ``texts[i % len]``,
+    default: a few fixed headlines); latency percentiles, req/s, errors."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return asyncio.run(_load(url, n, concurrency, headers))
+    return asyncio.run(_load(url, n, concurrency, headers, texts))
 
 
 def compare(model: str, n: int, concurrency: int, max_batch: int, wait_ms: float,
