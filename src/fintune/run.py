@@ -156,6 +156,8 @@ class EvalManifest(RunManifest):
 
     stages: ClassVar[tuple[str, ...]] = ("eval", "eval-suite")
     model: str
+    sweep_trial: int | None = Field(None, description="the sweep trial these predictions come from "
+                                                      "(``fintune sweep`` writes RUN/validation/)")
 
 
 class AnalyzeManifest(RunManifest):
@@ -198,6 +200,7 @@ class WalkForwardManifest(RunManifest):
     windows: list[WalkForwardWindow]
     purge_weeks: int
     embargo_weeks: int
+    two_sided: bool = False
     test_weeks: int
     n_predictions: int
 
