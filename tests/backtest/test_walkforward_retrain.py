@@ -134,3 +134,24 @@ def test_bad_requests_are_one_line_errors(tmp_path: Path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["walkforward", "missing.yaml", "--windows", "0", "--test-weeks", "1", "--out", "x"])
     assert exc.value.code == 2 and "--windows: must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_select_train_purges_before_and_embargoes_after_the_test_window():
+    from fintune.backtest.purged import assert_no_leak
+    from fintune.walkforward import WeekIndex, plan_windows, select_train
+
+    # 20 weekly examples; example 5 has a label spanning two weeks (5..6)
+    t0 = np.arange(20)
+    t1 = t0.copy()
+    t1[5] = 6
+    idx = WeekIndex([f"w{k}" for k in range(20)], t0, t1, [f"e{k}" for k in range(20)])
+    assert plan_windows(idx, 2, 3, 2) == [(14, 16), (17, 19)]
+    train, purged, embargoed = select_train(idx, 8, 10, 2, 0, False)  # purge weeks 6, 7
+    assert train.tolist() == [0, 1, 2, 3, 4] and (purged, embargoed) == (3, 0)  # 5 (label reaches 6), 6, 7
+    train, purged, embargoed = select_train(idx, 8, 10, 2, 2, True)  # also after: embargo 11, 12
+    assert train.tolist() == [0, 1, 2, 3, 4, *range(13, 20)] and (purged, embargoed) == (3, 2)
+    assert_no_leak(idx.t0, idx.t1, train, [(6, 10)], 2, names=idx.ids)
+    with pytest.raises(FintuneError, match="e11: training label interval"):
+        assert_no_leak(idx.t0, idx.t1, np.append(train, 11), [(6, 10)], 2, names=idx.ids)
+    with pytest.raises(FintuneError, match="cannot hold 7 test windows"):
+        plan_windows(idx, 7, 3, 1)
