@@ -259,3 +259,16 @@ def read_run(path: str | Path, expect: Expected | None = None) -> RunManifest:
             raise FintuneError(f"{file}: a '{manifest.stage}' directory, not a {expect} run",
                                f"give a directory written by `fintune {expect}`")
     return manifest
+
+
+def find_run(directory: str | Path) -> RunManifest | None:
+    """The typed manifest of ``directory`` when it holds a fintune one; None when it has no ``manifest.json`` or
+    another tool's (not JSON, no ``stage``). A fintune manifest that does not validate is a one-line error."""
+    file = Path(directory) / MANIFEST
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or "stage" not in raw:
+        return None
+    return parse_manifest(raw, str(file))

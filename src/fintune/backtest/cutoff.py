@@ -14,12 +14,11 @@ manifest (:func:`fintune.run.read_run`) of the predictions' run directory or its
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
-from fintune.run import MANIFEST, RunManifest, read_run
+from fintune.run import MANIFEST, RunManifest, find_run
 
 KNOWN_CUTOFFS: dict[str, tuple[str, str]] = {
     "smollm2": ("2023-12-31", "lower bound: SmolLM2 is pretrained on FineWeb-Edu, built from CommonCrawl snapshots "
@@ -42,28 +41,20 @@ def _parse_date(value: str, where: str) -> str:
 
 
 def _manifest_chain(start: Path, max_hops: int = 5) -> list[tuple[Path, RunManifest]]:
-    """The typed manifests of ``start`` and its ``parent_run`` chain. A ``manifest.json`` that is not a fintune
-    manifest (no ``stage``: another tool's file next to the predictions) ends the chain; a fintune manifest that
-    does not validate is a one-line error (:func:`fintune.run.read_run`)."""
+    """The typed manifests of ``start`` and its ``parent_run`` chain (:func:`fintune.run.find_run`: another
+    tool's ``manifest.json`` next to the predictions ends the chain; a broken fintune one is a one-line error)."""
     out: list[tuple[Path, RunManifest]] = []
     seen: set[Path] = set()
-    cur = start
+    cur = start.resolve()
     for _ in range(max_hops):
-        m = (cur / MANIFEST).resolve()
-        if not m.is_file() or m in seen:
+        manifest = None if cur in seen else find_run(cur)
+        if manifest is None:
             break
-        seen.add(m)
-        try:
-            raw = json.loads(m.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            break
-        if not isinstance(raw, dict) or "stage" not in raw:
-            break
-        manifest = read_run(m)
-        out.append((m, manifest))
+        seen.add(cur)
+        out.append((cur / MANIFEST, manifest))
         if not manifest.parent_run:
             break
-        cur = Path(manifest.parent_run)
+        cur = Path(manifest.parent_run).resolve()
     return out
 
 

@@ -82,16 +82,9 @@ def new_trial(out: str | Path, predictions: str | Path, predictions_sha256: str,
 def run_trial_labels(predictions: str | Path) -> dict[str, Any]:
     """Labels the predictions' own run directory gives their trial: ``sweep_trial`` for the validation
     predictions ``fintune sweep`` keeps per trial (``TRIAL/validation/``). ``--trial-label`` overrides them."""
-    from fintune.run import EvalManifest, read_run
+    from fintune.run import EvalManifest, find_run
 
-    manifest = Path(predictions).resolve().parent / "manifest.json"
-    try:
-        raw = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
-    except (OSError, ValueError):
-        raw = None
-    if not isinstance(raw, dict) or "stage" not in raw:
-        return {}
-    run = read_run(manifest)
+    run = find_run(Path(predictions).resolve().parent)
     if isinstance(run, EvalManifest) and run.sweep_trial is not None:
         return {"sweep_trial": run.sweep_trial}
     return {}
