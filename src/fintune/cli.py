@@ -24,7 +24,7 @@ from fintune.redact import install_log_redaction, redact
 # Pipeline order; a verb is listed only once its module exists.
 VERBS = (
     "recipes", "collect", "data", "synth", "augment", "models", "plan", "pretrain", "train", "merge", "eval", "compare",
-    "sweep", "backtest", "analyze", "serve", "export", "report", "demo",
+    "sweep", "walkforward", "backtest", "analyze", "serve", "export", "report", "demo",
 )
 
 

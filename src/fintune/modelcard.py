@@ -57,7 +57,8 @@ def warn_non_commercial(licenses: dict[str, str], what: str) -> bool:
 
 def model_card(manifest: RunManifest | None, base_model: str, title: str, extra_tags: tuple[str, ...] = (),
                body: str = "") -> str:
-    """The ``README.md`` text: YAML front matter (license, base_model, datasets, tags) + data/licence table."""
+    """The ``README.md`` text: YAML front matter (license, base_model, datasets, tags, ``model_cutoff`` when the
+    recipe set one) + data/licence table."""
     licenses = dict(manifest.licenses) if manifest is not None else {}
     ids = sorted({license_id(t) for t in licenses.values()})
     front: dict[str, object] = {
@@ -66,6 +67,9 @@ def model_card(manifest: RunManifest | None, base_model: str, title: str, extra_
         "datasets": sorted(Path(src).name for src in licenses),
         "tags": ["fintune", "finance", *extra_tags],
     }
+    cutoff = manifest.model_cutoff if manifest is not None else None
+    if cutoff:
+        front["model_cutoff"] = cutoff
     if len(ids) > 1:
         front["license_name"] = "mixed-data-licenses"
         front["license_details"] = "; ".join(ids)
@@ -78,6 +82,9 @@ def model_card(manifest: RunManifest | None, base_model: str, title: str, extra_
     if spec is not None:
         lines += ["", f"Task: `{spec.task}`, answer format: `{spec.format}`, labels: "
                       f"{', '.join(f'`{x}`' for x in spec.labels or []) or 'none'}, template: `{spec.template}`."]
+    if cutoff:
+        lines += ["", f"Base model pretraining cutoff: {cutoff} (recipe `model_cutoff`). A backtest of a period "
+                      "before this date is not out of sample for the base model: it may have read about it."]
     lines += ["", "## Training data and licenses", ""]
     if licenses:
         lines += ["| data source | license (as its PROVENANCE.md states) |", "|---|---|"]

@@ -146,6 +146,9 @@ class Recipe(_Strict):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     trust_remote_code: bool = False
     attn_implementation: str | None = None
+    model_cutoff: str | None = Field(
+        None, description="the base model's pretraining cutoff (ISO date YYYY-MM-DD): `fintune backtest` warns "
+                          "when a backtest window precedes it (the model may have read that period)")
 
     # method
     method: Literal["lora", "qlora", "full"] = "lora"
@@ -196,6 +199,11 @@ class Recipe(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @field_validator("model_cutoff", mode="before")
+    @classmethod
+    def _model_cutoff(cls, v: Any) -> Any:
+        return iso_date(v)
+
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
         if self.method == "full" and self.init_from and self.stage1_handoff == "continue":
@@ -204,6 +212,21 @@ class Recipe(_Strict):
 
 
 # ---------------------------------------------------------------- loading, overrides, errors
+
+
+def iso_date(value: Any) -> str | None:
+    """``value`` as an ISO date string ``YYYY-MM-DD`` (a YAML date is accepted); ``ValueError`` otherwise."""
+    import datetime as dt
+
+    if value is None or isinstance(value, dt.date):
+        return value.isoformat()[:10] if value is not None else None
+    text = str(value).strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    raise ValueError("must be a real date YYYY-MM-DD")
 
 
 def _submodel(model: type[BaseModel], name: str) -> type[BaseModel] | None:

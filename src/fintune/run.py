@@ -17,11 +17,11 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fintune.errors import FintuneError
 from fintune.labels import labels_for_task
-from fintune.recipe import EvalConfig
+from fintune.recipe import EvalConfig, iso_date
 
 MANIFEST = "manifest.json"
 LLAMA3_TEMPLATE_DATE = "26 Jul 2024"
@@ -97,11 +97,16 @@ class RunManifest(BaseModel):
     merged_adapters: list[str] = Field(default_factory=list)
     task_spec: TaskSpec | None = None
     temperature: float | None = None
+    model_cutoff: str | None = Field(None, description="the base model's pretraining cutoff (recipe "
+                                                       "``model_cutoff``, ISO date), when the stage knows it")
 
     @model_validator(mode="before")
     @classmethod
     def _legacy_task_spec(cls, raw: Any) -> Any:
-        """Manifests written before ``task_spec`` existed: rebuild it from the keys they recorded."""
+        """Manifests written before ``task_spec`` / ``model_cutoff`` existed: rebuild them from what they recorded."""
+        if isinstance(raw, dict) and raw.get("model_cutoff") is None and isinstance(raw.get("recipe"), dict) \
+                and raw["recipe"].get("model_cutoff"):
+            raw = {**raw, "model_cutoff": raw["recipe"]["model_cutoff"]}
         if not isinstance(raw, dict) or raw.get("task_spec") is not None:
             return raw
         recipe = raw.get("recipe") if isinstance(raw.get("recipe"), dict) else {}
@@ -118,6 +123,11 @@ class RunManifest(BaseModel):
         except (ValueError, FintuneError):
             return raw
         return {**raw, "task_spec": spec}
+
+    @field_validator("model_cutoff", mode="before")
+    @classmethod
+    def _cutoff_date(cls, v: Any) -> Any:
+        return iso_date(v)
 
     @property
     def spec(self) -> TaskSpec:
@@ -146,6 +156,8 @@ class EvalManifest(RunManifest):
 
     stages: ClassVar[tuple[str, ...]] = ("eval", "eval-suite")
     model: str
+    sweep_trial: int | None = Field(None, description="the sweep trial these predictions come from "
+                                                      "(``fintune sweep`` writes RUN/validation/)")
 
 
 class AnalyzeManifest(RunManifest):
@@ -161,9 +173,41 @@ class BacktestManifest(RunManifest):
     stages: ClassVar[tuple[str, ...]] = ("backtest",)
 
 
+class WalkForwardWindow(BaseModel):
+    """One retrain-per-window window of ``fintune walkforward`` (inclusive ISO dates of predicted weeks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: int
+    train_first_week: str | None
+    train_last_week: str | None = Field(description="the last week a training label spans")
+    purge_first_week: str | None = Field(description="first purged week before the test window (None: no purge)")
+    test_first_week: str
+    test_last_week: str
+    embargo_last_week: str | None = Field(description="last embargoed week after the test window (None: none)")
+    n_train: int
+    n_purged: int
+    n_embargoed: int
+    n_test: int
+    run_dir: str
+
+
+class WalkForwardManifest(RunManifest):
+    """``fintune walkforward``: one forecaster retrained per window, its test weeks predicted out of sample."""
+
+    stages: ClassVar[tuple[str, ...]] = ("walkforward",)
+    base_model: str
+    windows: list[WalkForwardWindow]
+    purge_weeks: int
+    embargo_weeks: int
+    two_sided: bool = False
+    test_weeks: int
+    n_predictions: int
+
+
 MANIFEST_TYPES: tuple[type[RunManifest], ...] = (DataManifest, TrainManifest, EvalManifest, AnalyzeManifest,
-                                                 BacktestManifest)
-Expected = Literal["data", "train", "eval", "analyze", "backtest"]
+                                                 BacktestManifest, WalkForwardManifest)
+Expected = Literal["data", "train", "eval", "analyze", "backtest", "walkforward"]
 
 
 def manifest_type(stage: str) -> type[RunManifest]:
@@ -210,8 +254,21 @@ def read_run(path: str | Path, expect: Expected | None = None) -> RunManifest:
     manifest = parse_manifest(raw, str(file))
     if expect is not None:
         want = {"data": DataManifest, "train": TrainManifest, "eval": EvalManifest, "analyze": AnalyzeManifest,
-                "backtest": BacktestManifest}[expect]
+                "backtest": BacktestManifest, "walkforward": WalkForwardManifest}[expect]
         if not isinstance(manifest, want):
             raise FintuneError(f"{file}: a '{manifest.stage}' directory, not a {expect} run",
                                f"give a directory written by `fintune {expect}`")
     return manifest
+
+
+def find_run(directory: str | Path) -> RunManifest | None:
+    """The typed manifest of ``directory`` when it holds a fintune one; None when it has no ``manifest.json`` or
+    another tool's (not JSON, no ``stage``). A fintune manifest that does not validate is a one-line error."""
+    file = Path(directory) / MANIFEST
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or "stage" not in raw:
+        return None
+    return parse_manifest(raw, str(file))

@@ -136,6 +136,10 @@ def run_trial(recipe: Any, params: dict[str, Any], run_dir: Path, metric: str, t
               limit: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Train one trial run and score it on the validation split; returns ``{metric, value, metrics}``.
 
+    The validation predictions are kept in ``RUN/validation/predictions.jsonl`` with an ``eval`` manifest naming
+    the trial (``sweep_trial``), so ``fintune backtest`` can backtest every trial and records each in the trials
+    ledger with its ``sweep_trial`` label (the deflated Sharpe then counts the whole sweep).
+
     Raises ``optuna.TrialPruned`` (from inside training) when ``trial`` says its eval-loss curve should be pruned.
     """
     from fintune.evaluate import evaluate_predictor, load_eval_data
@@ -157,13 +161,28 @@ def run_trial(recipe: Any, params: dict[str, Any], run_dir: Path, metric: str, t
         return {"metric": metric, "value": losses[-1][1], "metrics": {"eval_loss": losses[-1][1]}}
     predictor = Predictor.load(str(run_dir), batch_size=trial_recipe.per_device_eval_batch_size)
     data.template = str((predictor.info.template if predictor.info else None) or data.template)
-    _, metrics = evaluate_predictor(predictor, data, split="validation", temperature_scaling=False,
-                                    bootstrap_samples=0, progress=progress, limit=limit)
+    preds, metrics = evaluate_predictor(predictor, data, split="validation", temperature_scaling=False,
+                                        bootstrap_samples=0, progress=progress, limit=limit)
+    write_trial_predictions(run_dir, preds, trial.number if trial is not None else None, metrics)
     if metric not in metrics:
         have = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
         raise FintuneError(f"--metric {metric!r}: not computed for this task", f"available: {have}")
     return {"metric": metric, "value": float(metrics[metric]), "metrics": {
         k: metrics[k] for k in ("accuracy", "f1_weighted", "f1_macro", "mcc", "invalid_rate") if k in metrics}}
+
+
+def write_trial_predictions(run_dir: Path, preds: list[Any], number: int | None, metrics: dict[str, Any]) -> Path:
+    """``RUN/validation/``: the trial's validation predictions + metrics + an ``eval`` manifest (``sweep_trial``)."""
+    from fintune.artifacts import atomic_output_dir, atomic_write_json, write_manifest
+    from fintune.records import write_jsonl
+
+    out = run_dir / "validation"
+    with atomic_output_dir(out, overwrite=True) as tmp:
+        write_jsonl(tmp / "predictions.jsonl", preds)
+        atomic_write_json(tmp / "metrics.json", metrics)
+        write_manifest(tmp, "eval", parent=str(run_dir), model=str(run_dir), split="validation", sweep_trial=number,
+                       sweep=str(run_dir.parent.parent))
+    return out
 
 
 def _sweep_dir(recipe: Any, out: str | Path, overwrite: bool) -> Path:

@@ -45,6 +45,17 @@ class _StrictLoader(yaml.SafeLoader):
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date-shaped scalar that is no real date (``2020-13-01``) stays text, so the schema that reads it
+        names the key in a one-line error (PyYAML raises a bare ``ValueError``)."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_yaml_timestamp)
+
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
     """Nodes in ``node`` with every alias expanded (memoised per node, so shared subtrees cost once)."""

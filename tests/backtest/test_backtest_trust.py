@@ -197,14 +197,15 @@ def test_model_cutoff_from_flag_manifest_chain_and_known_models(tmp_path: Path):
     run, ev = tmp_path / "run", tmp_path / "eval"
     run.mkdir()
     ev.mkdir()
-    (run / "manifest.json").write_text(json.dumps({"stage": "train", "recipe": {
-        "model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct"}}))
-    (ev / "manifest.json").write_text(json.dumps({"stage": "eval", "parent_run": str(run), "model": None}))
+    (run / "manifest.json").write_text(json.dumps({"stage": "train", "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                                                   "recipe": {"model_name_or_path": "x"}}))
+    (ev / "manifest.json").write_text(json.dumps({"stage": "eval", "parent_run": str(run), "model": str(run)}))
     found = resolve_cutoff(ev / "predictions.jsonl")
     assert found["cutoff"] == "2023-12-31" and "SmolLM2" in found["model"]
     check = cutoff_check(found, "2015-07-01", "2016-01-04")
     assert check["status"] == "warning" and "may have read" in check["message"]
-    (run / "manifest.json").write_text(json.dumps({"stage": "train", "recipe": {"model_cutoff": "2014-06-30"}}))
+    (run / "manifest.json").write_text(json.dumps({"stage": "train", "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                                                   "recipe": {"model_cutoff": "2014-06-30"}}))
     assert cutoff_check(resolve_cutoff(ev / "predictions.jsonl"), "2015-07-01", "2016-01-04")["status"] == "ok"
     assert resolve_cutoff(ev / "p.jsonl", "2016-03-01")["source"] == "--model-cutoff"
     assert cutoff_check(resolve_cutoff(tmp_path / "p.jsonl"), "2015-01-01", "2015-02-01")["status"] == "unknown"

@@ -55,6 +55,19 @@ def test_six_trial_sweep_writes_runs_summary_plots_and_resumes(tmp_path: Path) -
     for name in ("study.db", "trials.csv", "summary.md", "best.json", "history.png", "manifest.json"):
         assert (out / name).exists(), name
     assert (out / "summary.md").read_text().count("| complete |") == summary["n_complete"]
+    # every scored trial keeps its validation predictions for `fintune backtest` (ledger label sweep_trial)
+    from fintune.backtest.ledger import run_trial_labels
+    from fintune.data.prepare import read_prepared
+    from fintune.run import read_run
+
+    scored = sorted(out.glob("trials/trial-*/validation/predictions.jsonl"))
+    assert len(scored) == summary["n_complete"]
+    for preds in scored:
+        number = int(preds.parent.parent.name.removeprefix("trial-"))
+        assert read_run(preds.parent, "eval").sweep_trial == number
+        assert run_trial_labels(preds) == {"sweep_trial": number}
+        val = read_prepared(preds.parent.parent / "data")["validation"]
+        assert [json.loads(line)["id"] for line in preds.read_text().splitlines()] == [r["id"] for r in val]
     # resume: the same study continues on disk
     again = run_sweep(_recipe(tmp_path, model), load_space(space_file), out, trials=1, progress=False)
     assert again["n_trials"] == 7

@@ -6,18 +6,19 @@ not out of sample for the *base* model, whatever the fine-tuning split. The chec
 window and always reports one of ``ok`` (window starts after the cutoff), ``warning`` (window starts on or before
 it) or ``unknown`` (no cutoff found: pass ``--model-cutoff``).
 
-Where the cutoff comes from, first found wins: ``--model-cutoff DATE``; a ``model_cutoff`` key in the manifest of
-the predictions' run directory or its parents (``parent_run`` chain, ``recipe`` included); the base model named
-there matched against :data:`KNOWN_CUTOFFS` (lower bounds with their source).
+Where the cutoff comes from, first found wins: ``--model-cutoff DATE``; the ``model_cutoff`` field of the typed
+manifest (:func:`fintune.run.read_run`) of the predictions' run directory or its parents (``parent_run`` chain):
+``fintune train`` records the recipe's ``model_cutoff`` key there; the base model named there matched against
+:data:`KNOWN_CUTOFFS` (lower bounds with their source).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
+from fintune.run import MANIFEST, RunManifest, find_run
 
 KNOWN_CUTOFFS: dict[str, tuple[str, str]] = {
     "smollm2": ("2023-12-31", "lower bound: SmolLM2 is pretrained on FineWeb-Edu, built from CommonCrawl snapshots "
@@ -39,54 +40,53 @@ def _parse_date(value: str, where: str) -> str:
         raise FintuneError(f"{where}: model cutoff {value!r} is not a date", "use YYYY-MM-DD") from None
 
 
-def _find_key(obj: Any, key: str) -> Any:
-    if isinstance(obj, dict):
-        if obj.get(key):
-            return obj[key]
-        for v in obj.values():
-            found = _find_key(v, key)
-            if found:
-                return found
-    return None
-
-
-def _manifest_chain(start: Path, max_hops: int = 5) -> list[tuple[Path, dict[str, Any]]]:
-    out, seen, cur = [], set(), start
+def _manifest_chain(start: Path, max_hops: int = 5) -> list[tuple[Path, RunManifest]]:
+    """The typed manifests of ``start`` and its ``parent_run`` chain (:func:`fintune.run.find_run`: another
+    tool's ``manifest.json`` next to the predictions ends the chain; a broken fintune one is a one-line error)."""
+    out: list[tuple[Path, RunManifest]] = []
+    seen: set[Path] = set()
+    cur = start.resolve()
     for _ in range(max_hops):
-        m = cur / "manifest.json"
-        if not m.is_file() or m in seen:
+        manifest = None if cur in seen else find_run(cur)
+        if manifest is None:
             break
-        seen.add(m)
-        try:
-            data = json.loads(m.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        seen.add(cur)
+        out.append((cur / MANIFEST, manifest))
+        if not manifest.parent_run:
             break
-        if not isinstance(data, dict):
-            break
-        out.append((m, data))
-        parent = data.get("parent_run")
-        if not parent:
-            break
-        cur = Path(str(parent))
+        cur = Path(manifest.parent_run).resolve()
     return out
 
 
+def _model_names(manifest: RunManifest) -> list[str]:
+    """Names of the base model a manifest records, the most specific first (an eval's ``model`` may be a run)."""
+    model = getattr(manifest, "model", None)
+    recipe = manifest.recipe or {}
+    names = [manifest.base_model, recipe.get("model_name_or_path"), model if isinstance(model, str) else None]
+    return [str(n) for n in names if n]
+
+
 def resolve_cutoff(predictions: str | Path, flag: str | None = None) -> dict[str, Any]:
-    """``{"cutoff": ISO date or None, "source": where it came from, "model": base model name or None}``."""
+    """``{"cutoff": ISO date or None, "source": where it came from, "model": base model name or None}``.
+
+    First found wins: ``flag`` (``--model-cutoff``); the ``model_cutoff`` field of the typed manifest of the
+    predictions' directory or of a run up its ``parent_run`` chain (a recipe's ``model_cutoff`` key, recorded by
+    ``fintune train``); the base model matched against :data:`KNOWN_CUTOFFS`.
+    """
     if flag:
         return {"cutoff": _parse_date(flag, "--model-cutoff"), "source": "--model-cutoff", "model": None}
-    model = None
-    for path, data in _manifest_chain(Path(predictions).resolve().parent):
-        found = _find_key(data, "model_cutoff")
-        if found:
-            return {"cutoff": _parse_date(found, str(path)), "source": str(path), "model": data.get("model")}
-        recipe = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
-        model = model or data.get("model") or recipe.get("model_name_or_path") or recipe.get("model")
-    if model:
+    names: list[str] = []
+    for path, manifest in _manifest_chain(Path(predictions).resolve().parent):
+        names += _model_names(manifest)
+        if manifest.model_cutoff:
+            return {"cutoff": manifest.model_cutoff, "source": f"{path} (model_cutoff)",
+                    "model": names[0] if names else None}
+    model = names[0] if names else None
+    for name in names:  # the first name the table knows (a run path names no model)
         for key, (date, source) in KNOWN_CUTOFFS.items():
-            if key in str(model).lower().replace("-", "").replace("_", ""):
-                return {"cutoff": date, "source": source, "model": str(model)}
-    return {"cutoff": None, "source": None, "model": str(model) if model else None}
+            if key in name.lower().replace("-", "").replace("_", ""):
+                return {"cutoff": date, "source": source, "model": name}
+    return {"cutoff": None, "source": None, "model": model}
 
 
 def cutoff_check(cutoff: dict[str, Any], start: str | None, end: str | None) -> dict[str, Any]:

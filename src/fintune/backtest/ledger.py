@@ -2,7 +2,8 @@
 
 The Deflated Sharpe Ratio needs to know how many things were tried and how much their Sharpes varied. Every
 ``fintune backtest`` appends one :class:`Trial` (strategy settings, predictions file hash, model run, prompt
-variant / sweep trial when known, Sharpe) to ``<project>/backtest_trials.jsonl`` (by default the parent of
+variant / sweep trial when known -- ``--trial-label KEY=VALUE``, or ``sweep_trial`` read from the manifest of a
+sweep trial's validation predictions --, Sharpe) to ``<project>/backtest_trials.jsonl`` (by default the parent of
 ``--out``, i.e. the ``runs/`` folder). A trial is identified by the hash of what defines it (predictions content,
 prices, tickers, strategy settings): re-running the identical backtest does not count twice, its latest line wins.
 
@@ -76,6 +77,17 @@ def new_trial(out: str | Path, predictions: str | Path, predictions_sha256: str,
                  predictions=str(predictions), predictions_sha256=predictions_sha256, model_run=model_run,
                  settings=settings, sharpe_per_period=_finite(sharpe_per_period),
                  sharpe_annual=_finite(sharpe_annual), n_obs=n_obs, extra=extra or {})
+
+
+def run_trial_labels(predictions: str | Path) -> dict[str, Any]:
+    """Labels the predictions' own run directory gives their trial: ``sweep_trial`` for the validation
+    predictions ``fintune sweep`` keeps per trial (``TRIAL/validation/``). ``--trial-label`` overrides them."""
+    from fintune.run import EvalManifest, find_run
+
+    run = find_run(Path(predictions).resolve().parent)
+    if isinstance(run, EvalManifest) and run.sweep_trial is not None:
+        return {"sweep_trial": run.sweep_trial}
+    return {}
 
 
 def append_trial(ledger: str | Path, trial: Trial) -> Path:

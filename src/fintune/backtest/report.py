@@ -87,6 +87,7 @@ def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | 
         best_of,
         new_trial,
         read_trials,
+        run_trial_labels,
         unique_trials,
     )
     from fintune.backtest.metrics import drawdown_series, performance_metrics, sharpe_ratio
@@ -142,7 +143,8 @@ def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | 
     trial_settings = {**cfg.to_dict(), "universe_file": trust.universe_file,
                       "impact": asdict(trust.impact) if trust.impact else None}
     trial = new_trial(out, predictions, pred_sha, str(prices), traded, trial_settings, sr_pp, sharpe_ratio(returns),
-                      len(returns), model_run=cutoff.get("model"), extra=trust.trial_labels)
+                      len(returns), model_run=cutoff.get("model"),
+                      extra={**run_trial_labels(predictions), **trust.trial_labels})
     trials = unique_trials([*read_trials(ledger_path), trial])
     stats = sharpe_statistics(returns, [t.sharpe_per_period for t in trials])
     metrics = {

@@ -245,7 +245,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     }
     if main:
         write_manifest(out, stage, recipe=recipe_to_dict(recipe), seed=recipe.seed, training=summary,
-                       world_size=args.world_size, **manifest_extra)
+                       world_size=args.world_size, model_cutoff=recipe.model_cutoff, **manifest_extra)
     barrier()
     return {**summary, "history": history}
 
