@@ -1,4 +1,5 @@
-"""The package's import graph has no cycles (imports inside functions included), per ARCHITECTURE.md."""
+"""The package's import graph (imports inside functions included) has no cycles and flows one way, per
+ARCHITECTURE.md: nothing downstream is imported upstream."""
 
 from __future__ import annotations
 
@@ -62,6 +63,49 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+_DOWNSTREAM = ("fintune.models", "fintune.train", "fintune.predict", "fintune.evaluate", "fintune.backtest",
+               "fintune.report", "fintune.serve", "fintune.serve_asgi", "fintune.serve_openai", "fintune.analyze",
+               "fintune.demo", "fintune.sweep", "fintune.export", "fintune.commands", "fintune.cli")
+_CORE = ("fintune.errors", "fintune.redact", "fintune.yamlio", "fintune.recipe", "fintune.labels", "fintune.run",
+         "fintune.records", "fintune.artifacts", "fintune.device", "fintune.model_ids", "fintune.prices")
+LAYER_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # the shared contract and helpers every stage uses import no stage
+    *((core, ("fintune.data", "fintune.prompts", *_DOWNSTREAM)) for core in _CORE),
+    ("fintune.prompts", ("fintune.data", *_DOWNSTREAM)),
+    # data knows nothing of models or training (a tokenizer, via prompts / model_ids, is the most it needs)
+    ("fintune.data", _DOWNSTREAM),
+    ("fintune.models", ("fintune.train", "fintune.predict", "fintune.evaluate", "fintune.backtest", "fintune.report",
+                        "fintune.serve", "fintune.commands", "fintune.cli")),
+    # backtest needs the Prediction schema and prices, never a model
+    ("fintune.backtest", ("fintune.models", "fintune.train", "fintune.predict", "fintune.serve", "fintune.commands",
+                          "fintune.cli")),
+    # evaluate needs predictions and gold labels, not the trainer
+    ("fintune.evaluate", ("fintune.train", "fintune.commands", "fintune.cli")),
+    ("fintune.predict", ("fintune.train", "fintune.evaluate", "fintune.backtest", "fintune.report",
+                         "fintune.commands", "fintune.cli")),
+    ("fintune.train", ("fintune.backtest", "fintune.report", "fintune.serve",
+                       "fintune.commands", "fintune.cli")),
+)
+
+
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _layer_violations(edges: dict[str, set[str]],
+                      rules: tuple[tuple[str, tuple[str, ...]], ...] = LAYER_RULES) -> list[str]:
+    out = []
+    for pkg, banned in rules:
+        for mod, deps in edges.items():
+            if not _under(mod, pkg):
+                continue
+            for dep in deps:
+                hit = next((b for b in banned if _under(dep, b)), None)
+                if hit:
+                    out.append(f"{mod} imports {dep} (rule: {pkg} -> not {hit})")
+    return sorted(out)
+
+
 def test_no_import_cycles():
     edges = _graph()
     assert edges["fintune.predict.predictor"] >= {"fintune.models", "fintune.run"}  # the graph is really read
@@ -70,3 +114,18 @@ def test_no_import_cycles():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_imports_flow_one_way():
+    edges = _graph()
+    assert edges["fintune.data.prepare"] >= {"fintune.model_ids", "fintune.run"}
+    assert "fintune.models" in edges["fintune.commands.augment"]  # the command layer may import anything
+    assert _layer_violations(edges) == []
+
+
+def test_the_layer_check_finds_an_upstream_import():
+    edges = {"fintune.data.x": {"fintune.models"}, "fintune.models": {"fintune.train.distributed"},
+             "fintune.backtest.y": {"fintune.records"}, "fintune.run": set()}
+    assert _layer_violations(edges) == [
+        "fintune.data.x imports fintune.models (rule: fintune.data -> not fintune.models)",
+        "fintune.models imports fintune.train.distributed (rule: fintune.models -> not fintune.train)"]

@@ -8,7 +8,17 @@ import pytest
 
 from fintune.errors import FintuneError
 from fintune.recipe import validate_recipe_dict
-from fintune.run import DataManifest, EvalManifest, RunManifest, TaskSpec, TrainManifest, read_run
+from fintune.run import (
+    CollectManifest,
+    DataManifest,
+    DemoManifest,
+    EvalManifest,
+    RunManifest,
+    SynthManifest,
+    TaskSpec,
+    TrainManifest,
+    read_run,
+)
 
 
 def _write(path, obj):
@@ -24,7 +34,7 @@ def test_each_stage_reads_as_its_type_and_a_missing_field_is_named(tmp_path):
     train = read_run(_write(tmp_path / "t", {"stage": "train", "base_model": "m", "task_spec": spec}), "train")
     assert isinstance(train, TrainManifest) and train.base_model == "m"
     assert isinstance(read_run(_write(tmp_path / "e", {"stage": "eval", "model": "m"})), EvalManifest)
-    assert type(read_run(_write(tmp_path / "s", {"stage": "synth"}))) is RunManifest
+    assert type(read_run(_write(tmp_path / "s", {"stage": "sweep"}))) is RunManifest
     with pytest.raises(FintuneError, match=r"t2/manifest.json: missing field 'base_model' \(train manifest\)"):
         read_run(_write(tmp_path / "t2", {"stage": "train"}))
     with pytest.raises(FintuneError, match="not a train run"):
@@ -74,3 +84,39 @@ def test_prediction_typed_fields_lift_legacy_extra(tmp_path):
     assert pred.asof == "2015-01-09" and pred.p_up == 0.7 and pred.extra == {"model": "m"}
     write_jsonl(tmp_path / "q.jsonl", [Prediction(id="b", label="x", label_logprobs={"x": -0.1})])
     assert read_predictions(tmp_path / "q.jsonl")[0].label_logprobs == {"x": -0.1}
+
+
+def test_data_manifest_types_what_later_stages_read(tmp_path):
+    spec = {"task": "sentiment", "labels": ["negative", "positive"]}
+    raw = {"stage": "data", "task_spec": spec, "task": "sentiment", "counts": {"train": 2, "test": 1},
+           "label_counts": {"train": {"negative": 1, "positive": 1}}, "date_range": {"train": ["2020-01-01", None]},
+           "sources": [{"name": "synth", "path": None, "examples": 3, "seed": 7}],
+           "leakage": {"across": {"test_vs_train": {"exact": 1, "normalized": 2, "near": 3, "total": 3}},
+                       "dropped": None, "threshold": 0.8},
+           "mix": {"train": {"synth": {"examples": 2, "share": 1.0}}}, "warnings": ["w"]}
+    m = read_run(_write(tmp_path / "d", raw), "data")
+    assert isinstance(m, DataManifest) and m.task == "sentiment" and m.label_counts["train"]["positive"] == 1
+    assert m.sources[0].name == "synth" and m.sources[0].model_extra == {"seed": 7}  # loader keys are kept
+    assert m.leakage.across["test_vs_train"].near == 3 and m.leakage.dropped is None
+    assert m.mix["train"]["synth"]["share"] == 1.0 and m.warnings == ["w"] and m.date_range["train"][1] is None
+    bad = {**raw, "leakage": {"across": {"test_vs_train": {"exact": 1, "near": 3}}}}
+    with pytest.raises(FintuneError, match=r"missing field 'leakage.across.test_vs_train.normalized' \(data"):
+        read_run(_write(tmp_path / "d2", bad))
+
+
+def test_synth_collect_and_demo_manifests_read_as_their_types(tmp_path):
+    synth = {"stage": "synth", "n": 4, "summary": {"labels": {"positive": 4}, "hard": 1, "distinct_3": 0.5},
+             "universe": [{"ticker": "ABC", "name": "Abc Corp"}]}
+    s = read_run(_write(tmp_path / "s", synth), "synth")
+    assert isinstance(s, SynthManifest) and s.summary.hard == 1 and s.universe[0]["ticker"] == "ABC"
+    c = read_run(_write(tmp_path / "c", {"stage": "collect", "tickers": ["A"], "start": "2024-01-01",
+                                         "end": "2024-02-01", "news_examples": 5, "finnhub": {"calls": 2}}))
+    assert isinstance(c, CollectManifest) and c.news_examples == 5 and c.finnhub == {"calls": 2}
+    d = read_run(_write(tmp_path / "demo", {"stage": "demo", "runs": ["x/data"]}), "demo")
+    assert isinstance(d, DemoManifest) and d.runs == ["x/data"]
+    for stage, raw, field in (("synth", {"n": 4}, "summary"), ("collect", {"tickers": []}, "start"),
+                              ("demo", {}, "runs")):
+        with pytest.raises(FintuneError, match=rf"manifest.json: missing field '{field}' \({stage} manifest\)"):
+            read_run(_write(tmp_path / f"old-{stage}", {"stage": stage, **raw}))
+    with pytest.raises(FintuneError, match="a 'collect' directory, not a synth run"):
+        read_run(tmp_path / "c", "synth")

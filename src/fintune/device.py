@@ -10,15 +10,26 @@
 - CPU: float32 weights (half-precision weights are slow and train badly there); bf16 autocast on a CPU with
   AVX512-BF16/AMX.
 
+How the process was launched (:func:`world_size`, :func:`launch_kind`: single, DDP, DeepSpeed ZeRO, FSDP) lives
+here too, with the QLoRA storage dtype that follows from it (:func:`quant_storage_dtype_for`: sharding 4-bit weights
+under FSDP / ZeRO-3 needs them stored in the model dtype, as FSDP flattens all parameters of a unit into one tensor
+and ZeRO-3 partitions them the same way); ``models`` reads it without importing ``train``.
+
 Only the resolution logic is tested here (by monkeypatching torch's availability checks): the MPS path has not
 been run on Apple hardware.
 """
 
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
+_REPO = Path(__file__).resolve().parents[2]
+_STORAGE_DTYPES = ("bfloat16", "float16", "float32")
 
 
 def cuda_available() -> bool:
@@ -75,14 +86,24 @@ def inference_dtype(device: str, dtype: str = "auto") -> str:
     return "auto"  # CUDA: the checkpoint's own dtype
 
 
+def bf16_supported() -> bool:
+    """True when bf16 autocast is fast here: a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def training_bf16(device: str, setting: bool | str = "auto") -> bool:
     """The recipe's ``bf16`` (``auto`` resolved for ``device``): whether the trainer autocasts to bfloat16."""
     if setting != "auto":
         return bool(setting)
     if device == "mps":
         return mps_bf16_supported()
-    from fintune.train.precision import bf16_supported
-
     return bf16_supported() if device in ("cuda", "cpu") else False
 
 
@@ -91,3 +112,67 @@ def move_to(model: Any, device: str) -> Any:
     if device == "cpu" or getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         return model
     return model.to(device)
+
+
+# ---------------------------------------------------------------- how this process was launched
+
+
+def world_size(env: Mapping[str, str] | None = None) -> int:
+    """How many processes this run has (``WORLD_SIZE``; 1 when not launched by a distributed launcher)."""
+    env = os.environ if env is None else env
+    return max(1, int(env.get("WORLD_SIZE", "1") or 1))
+
+
+def _truthy(value: str | None) -> bool:
+    return str(value).lower() in ("1", "true", "yes")
+
+
+def deepspeed_zero_stage(env: Mapping[str, str]) -> int | None:
+    """The ZeRO stage of a DeepSpeed launch (from accelerate's env, or the DeepSpeed JSON it names), else None."""
+    if not _truthy(env.get("ACCELERATE_USE_DEEPSPEED")):
+        return None
+    if env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE"):
+        return int(env["ACCELERATE_DEEPSPEED_ZERO_STAGE"])
+    config_file = env.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    if config_file:
+        path = Path(config_file)
+        if not path.exists() and not path.is_absolute():
+            path = _REPO / config_file
+        if path.exists():
+            try:
+                stage = json.loads(path.read_text(encoding="utf-8")).get("zero_optimization", {})
+            except json.JSONDecodeError as exc:
+                raise FintuneError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+            return int(stage.get("stage", 0))
+    # ZeRO-3 init is only ever switched on for stage 3
+    return 3 if _truthy(env.get("ACCELERATE_DEEPSPEED_ZERO3_INIT")) else 0
+
+
+def launch_kind(env: Mapping[str, str] | None = None) -> str:
+    """How this process was launched: 'fsdp', 'zero3', 'deepspeed' (ZeRO 0-2), 'ddp' or 'single'."""
+    env = os.environ if env is None else env
+    if _truthy(env.get("ACCELERATE_USE_FSDP")):
+        return "fsdp"
+    stage = deepspeed_zero_stage(env)
+    if stage is not None:
+        return "zero3" if stage == 3 else "deepspeed"
+    if world_size(env) > 1:
+        return "ddp"
+    return "single"
+
+
+def quant_storage_dtype_for(launch_env: Mapping[str, str] | str | None, dtype: str) -> str:
+    """``bnb_4bit_quant_storage`` for QLoRA: the model dtype under FSDP / ZeRO-3, else ``uint8``.
+
+    Args:
+        launch_env: the process environment (``os.environ``; None reads it), or a :func:`launch_kind` name.
+        dtype: the model's load dtype (``bfloat16``, ``float16``, ``float32``; ``auto`` counts as bfloat16).
+    """
+    kind = launch_env if isinstance(launch_env, str) else launch_kind(launch_env)
+    if kind not in ("fsdp", "zero3"):
+        return "uint8"
+    dtype = "bfloat16" if dtype == "auto" else str(dtype).removeprefix("torch.")
+    if dtype not in _STORAGE_DTYPES:
+        raise FintuneError(f"dtype {dtype!r}: QLoRA under {kind} stores 4-bit weights in the model dtype",
+                           f"set dtype to one of {', '.join(_STORAGE_DTYPES)}")
+    return dtype

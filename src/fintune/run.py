@@ -1,10 +1,11 @@
 """The run contract: one typed (pydantic) manifest per stage, read through :func:`read_run`.
 
 Every stage writes ``manifest.json`` (``fintune.artifacts.write_manifest``); every later stage reads it back here
-as a :class:`DataManifest`, :class:`TrainManifest`, :class:`EvalManifest`, :class:`AnalyzeManifest` or
-:class:`BacktestManifest` (other stages: :class:`RunManifest`). They share the base model and lineage, the
-:class:`TaskSpec` (task, format, labels and their mapping, template, system prompt, pinned template date and the
-recipe's ``eval:`` block), data hashes and licenses, package versions, git SHA, seed and world size.
+as a :class:`DataManifest`, :class:`TrainManifest`, :class:`EvalManifest`, :class:`AnalyzeManifest`,
+:class:`BacktestManifest`, :class:`SynthManifest`, :class:`CollectManifest` or :class:`DemoManifest` (other
+stages: :class:`RunManifest`). They share the base model and lineage, the :class:`TaskSpec` (task, format,
+labels and their mapping, template, system prompt, pinned template date and the recipe's ``eval:`` block), data
+hashes and licenses, package versions, git SHA, seed and world size.
 
 Older run directories (written before ``task_spec`` was recorded) still read: the spec is rebuilt from the keys
 they do have (``labels``, ``template``, ``format`` and the recorded recipe). A directory that lacks a field a
@@ -135,12 +136,53 @@ class RunManifest(BaseModel):
         return self.task_spec or TaskSpec(labels=list(labels_for_task("sentiment") or []))
 
 
+class LeakageCounts(BaseModel):
+    """Duplicates between two splits (``leakage.across[pair]`` of a data manifest)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    exact: int
+    normalized: int
+    near: int
+
+
+class LeakageSummary(BaseModel):
+    """The leakage check a data manifest records (the full report is ``leakage.json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    across: dict[str, LeakageCounts] = Field(default_factory=dict)
+    dropped: dict[str, int] | None = Field(None, description="rows dropped per split (``data.drop_leaked``)")
+
+
+class SourceSummary(BaseModel):
+    """One recipe source as a data manifest records it (loader-specific keys are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    path: str | None = None
+    examples: int | None = None
+
+
 class DataManifest(RunManifest):
     """``fintune data``: prepared splits of one task."""
 
     stages: ClassVar[tuple[str, ...]] = ("data",)
     task_spec: TaskSpec
     counts: dict[str, int]
+    task: str | None = None
+    format: str | None = None
+    template: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    split_method: str | None = None
+    label_counts: dict[str, dict[str, int]] = Field(default_factory=dict)
+    date_range: dict[str, list[str | None]] = Field(default_factory=dict)
+    sources: list[SourceSummary] = Field(default_factory=list)
+    leakage: LeakageSummary = Field(default_factory=LeakageSummary)
+    mix: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict,
+                                                      description="split -> source -> examples and share")
+    warnings: list[str] = Field(default_factory=list)
 
 
 class TrainManifest(RunManifest):
@@ -149,6 +191,7 @@ class TrainManifest(RunManifest):
     stages: ClassVar[tuple[str, ...]] = ("train", "pretrain", "merge")
     base_model: str
     data_dir: str | None = None
+    training: dict[str, Any] = Field(default_factory=dict, description="the trainer's summary (steps, loss ...)")
 
 
 class EvalManifest(RunManifest):
@@ -205,9 +248,53 @@ class WalkForwardManifest(RunManifest):
     n_predictions: int
 
 
+class SynthSummary(BaseModel):
+    """Counts of a synthetic corpus (:func:`fintune.data.synth.synth_summary`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    labels: dict[str, int]
+    hard: int
+    distinct_3: float
+    scenarios: dict[str, int] = Field(default_factory=dict)
+
+
+class SynthManifest(RunManifest):
+    """``fintune synth``: a synthetic news corpus of fictional companies (and their prices)."""
+
+    stages: ClassVar[tuple[str, ...]] = ("synth",)
+    n: int
+    summary: SynthSummary
+    universe: list[dict[str, str]] = Field(default_factory=list, description="ticker, name, sector ... per company")
+    prices: dict[str, Any] | None = None
+    note: str | None = None
+
+
+class CollectManifest(RunManifest):
+    """``fintune collect``: news (Finnhub) and prices of a list of tickers over a date range."""
+
+    stages: ClassVar[tuple[str, ...]] = ("collect",)
+    tickers: list[str]
+    start: str
+    end: str
+    news_examples: int
+    news_counts: dict[str, Any] = Field(default_factory=dict)
+    finnhub: dict[str, Any] = Field(default_factory=dict, description="base URL, API calls and cache hits")
+    prices: str | None = None
+
+
+class DemoManifest(RunManifest):
+    """``fintune demo``: the whole pipeline in one directory; ``runs`` lists its stage directories."""
+
+    stages: ClassVar[tuple[str, ...]] = ("demo",)
+    runs: list[str]
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
 MANIFEST_TYPES: tuple[type[RunManifest], ...] = (DataManifest, TrainManifest, EvalManifest, AnalyzeManifest,
-                                                 BacktestManifest, WalkForwardManifest)
-Expected = Literal["data", "train", "eval", "analyze", "backtest", "walkforward"]
+                                                 BacktestManifest, WalkForwardManifest, SynthManifest,
+                                                 CollectManifest, DemoManifest)
+Expected = Literal["data", "train", "eval", "analyze", "backtest", "walkforward", "synth", "collect", "demo"]
 
 
 def manifest_type(stage: str) -> type[RunManifest]:
@@ -254,7 +341,8 @@ def read_run(path: str | Path, expect: Expected | None = None) -> RunManifest:
     manifest = parse_manifest(raw, str(file))
     if expect is not None:
         want = {"data": DataManifest, "train": TrainManifest, "eval": EvalManifest, "analyze": AnalyzeManifest,
-                "backtest": BacktestManifest, "walkforward": WalkForwardManifest}[expect]
+                "backtest": BacktestManifest, "walkforward": WalkForwardManifest, "synth": SynthManifest,
+                "collect": CollectManifest, "demo": DemoManifest}[expect]
         if not isinstance(manifest, want):
             raise FintuneError(f"{file}: a '{manifest.stage}' directory, not a {expect} run",
                                f"give a directory written by `fintune {expect}`")

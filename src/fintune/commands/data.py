@@ -24,27 +24,24 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune data``."""
-    from fintune.artifacts import read_manifest
     from fintune.data.prepare import prepare_data
     from fintune.recipe import load_recipe
+    from fintune.run import read_run
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = prepare_data(recipe, args.out, overwrite=args.overwrite)
-    manifest = read_manifest(out)
-    leak = manifest["leakage"]["across"]
-    for name, n in manifest["counts"].items():
-        labels = ", ".join(f"{k} {v}" for k, v in manifest["label_counts"][name].items())
+    manifest = read_run(out, "data")
+    for name, n in manifest.counts.items():
+        labels = ", ".join(f"{k} {v}" for k, v in manifest.label_counts.get(name, {}).items())
         print(f"{name:<10} {n:>7}  {labels}")
-    mix = (manifest.get("mix") or {}).get("train") or {}
+    mix = manifest.mix.get("train") or {}
     if len(mix) > 1:  # a multi-source recipe: the realised mix of the training split
         print("mix train  " + ", ".join(f"{k} {v['share']:.1%}" for k, v in mix.items()))
-    for pair, counts in leak.items():
-        print(f"leakage {pair}: exact {counts['exact']}, normalized {counts['normalized']}, "
-              f"near {counts['near']}")
-    dropped = manifest["leakage"].get("dropped")
-    if dropped:
-        print("dropped leaked: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
-    for warning in manifest.get("warnings") or []:
+    for pair, counts in manifest.leakage.across.items():
+        print(f"leakage {pair}: exact {counts.exact}, normalized {counts.normalized}, near {counts.near}")
+    if manifest.leakage.dropped:
+        print("dropped leaked: " + ", ".join(f"{k} {v}" for k, v in manifest.leakage.dropped.items()))
+    for warning in manifest.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {out}")
     return 0

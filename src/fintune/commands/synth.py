@@ -46,16 +46,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune synth``."""
-    from fintune.artifacts import read_manifest
     from fintune.data.synth import SynthParams, write_synth
+    from fintune.run import read_run
 
     params = SynthParams(n=args.n, seed=args.seed, hard_fraction=args.hard_fraction, n_tickers=args.tickers,
                          start=args.start, news_impact=args.news_impact)
     if args.balance is not None:
         params.balance = _parse_balance(args.balance)
     out = write_synth(args.out, params, prices=args.prices, overwrite=args.overwrite)
-    summary = read_manifest(out)["summary"]
+    summary = read_run(out, "synth").summary
     print(f"wrote {args.n} examples to {out / 'examples.jsonl'}" + (f" and prices to {out / 'prices'}" if args.prices
                                                                       else ""))
-    print(f"labels {summary['labels']}  hard {summary['hard']}  distinct-3 {summary['distinct_3']}")
+    print(f"labels {summary.labels}  hard {summary.hard}  distinct-3 {summary.distinct_3}")
     return 0

@@ -26,6 +26,8 @@ API_KEY_ENV = "FINTUNE_TEACHER_API_KEY"
 EMBEDDED_DEFAULT = "smollm2-135m"
 
 Messages = list[dict[str, str]]
+ModelLoader = Callable[[str], tuple[Any, Any]]
+"""name or path -> (model in eval mode, tokenizer): how a :class:`LocalTeacher` loads its model."""
 
 
 @dataclass
@@ -234,14 +236,17 @@ class EndpointTeacher(Teacher):
 class LocalTeacher(Teacher):
     """A local causal LM (hub id, directory, a fintune run, or the embedded default ``smollm2-135m``).
 
-    Loads through ``fintune.models.load_for_inference`` when that module exists; otherwise through transformers
-    directly (the embedded default is dequantized from the shared GGUF in memory).
+    Loads through ``loader`` (``fintune augment`` passes ``fintune.models``' loader, which also reads fintune runs
+    with their adapters and every model alias; ``data`` itself knows nothing of models), by default through
+    transformers directly (:func:`load_local_model`: a model directory or hub id; the embedded default is
+    dequantized from the shared GGUF in memory).
     """
 
     def __init__(self, model: str = EMBEDDED_DEFAULT, temperature: float = 0.7, max_new_tokens: int = 96,
-                 batch_size: int = 8) -> None:
+                 batch_size: int = 8, loader: ModelLoader | None = None) -> None:
         self.model_name, self.temperature, self.max_new_tokens = model, temperature, max_new_tokens
         self.batch_size = batch_size
+        self.loader = loader or load_local_model
         self.name = f"local:{model}"
         self._loaded: tuple[Any, Any] | None = None
 
@@ -253,7 +258,7 @@ class LocalTeacher(Teacher):
     def load(self) -> tuple[Any, Any]:
         """(model, tokenizer), loaded once."""
         if self._loaded is None:
-            self._loaded = load_local_model(self.model_name)
+            self._loaded = self.loader(self.model_name)
         return self._loaded
 
     def _complete(self, requests: Sequence[TeacherRequest], on_done: Callable[[int, str | None], None]) -> None:
@@ -286,14 +291,7 @@ def _shared_gguf_dir() -> Path:
 
 
 def load_local_model(name_or_path: str) -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode for generation on CPU/GPU; one-line error when it cannot be found."""
-    try:
-        from fintune.models import load_for_inference
-    except ImportError:
-        load_for_inference = None
-    if load_for_inference is not None:
-        model, tok, _info = load_for_inference(name_or_path)
-        return model.eval(), tok
+    """(model, tokenizer) in eval mode on the CPU, through transformers; one-line error when it cannot be found."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -320,8 +318,10 @@ def load_local_model(name_or_path: str) -> tuple[Any, Any]:
     return model.eval(), AutoTokenizer.from_pretrained(name_or_path)
 
 
-def make_teacher(spec: str, temperature: float = 0.7, max_new_tokens: int = 96, **endpoint_options: Any) -> Teacher:
-    """``openai:MODEL`` -> :class:`EndpointTeacher`; ``local:NAME``, a bare name or a path -> :class:`LocalTeacher`."""
+def make_teacher(spec: str, temperature: float = 0.7, max_new_tokens: int = 96, loader: ModelLoader | None = None,
+                 **endpoint_options: Any) -> Teacher:
+    """``openai:MODEL`` -> :class:`EndpointTeacher`; ``local:NAME``, a bare name or a path -> :class:`LocalTeacher`
+    (loaded through ``loader``, see there)."""
     if spec.startswith("openai:"):
         model = spec.split(":", 1)[1]
         if not model:
@@ -330,4 +330,4 @@ def make_teacher(spec: str, temperature: float = 0.7, max_new_tokens: int = 96, 
     name = spec.split(":", 1)[1] if spec.startswith("local:") else spec
     if not name:
         raise FintuneError(f"--teacher {spec!r}: missing model name", f"e.g. local:{EMBEDDED_DEFAULT}")
-    return LocalTeacher(name, temperature=temperature, max_new_tokens=max_new_tokens)
+    return LocalTeacher(name, temperature=temperature, max_new_tokens=max_new_tokens, loader=loader)

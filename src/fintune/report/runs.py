@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
+from fintune.run import RunManifest, parse_manifest
 
 KINDS = ("synth", "data", "train", "eval", "analyze", "signals", "backtest", "references")
 _STAGE_KIND = {"synth": "synth", "data": "data", "train": "train", "pretrain": "train", "eval": "eval",
@@ -33,7 +34,7 @@ class Run:
 
     kind: str
     path: Path
-    manifest: dict[str, Any]
+    manifest: RunManifest
     name: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -57,24 +58,24 @@ def classify(path: Path) -> Run | None:
     mpath = path / "manifest.json"
     if not mpath.is_file():
         return None
-    manifest = read_json(mpath)
-    if not isinstance(manifest, dict):
+    raw = read_json(mpath)
+    if not isinstance(raw, dict):
         raise FintuneError(f"{mpath}: expected a JSON object")
-    kind = _STAGE_KIND.get(str(manifest.get("stage")))
+    stage = raw.get("stage")
+    kind = _STAGE_KIND.get(str(stage))
     if kind is None:
         return None
     missing = [f for f in _REQUIRED[kind] if not (path / f).is_file()]
     if missing:
         article = "an" if kind[0] in "aeiou" else "a"
-        raise FintuneError(f"{path}: {article} {kind} run (manifest stage '{manifest.get('stage')}') without {missing}",
+        raise FintuneError(f"{path}: {article} {kind} run (manifest stage '{stage}') without {missing}",
                            "the run did not finish: re-run that stage")
-    run = Run(kind=kind, path=path, manifest=manifest)
+    metrics: dict[str, Any] = {}
     if kind in ("eval", "backtest", "references"):
         metrics = read_json(path / ("references.json" if kind == "references" else "metrics.json"))
         if not isinstance(metrics, dict):
             raise FintuneError(f"{path / 'metrics.json'}: expected a JSON object")
-        run.metrics = metrics
-    return run
+    return Run(kind=kind, path=path, manifest=parse_manifest(raw, str(mpath)), metrics=metrics)
 
 
 def _children(path: Path) -> list[Path]:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fintune.report import plots
-from fintune.report.runs import Run, eval_label, is_baseline, read_json
+from fintune.report.runs import Run, eval_label, is_baseline
+from fintune.run import AnalyzeManifest, DataManifest, SynthManifest, TrainManifest, read_run
 
 esc = html.escape
 
@@ -92,40 +93,36 @@ def dataset_section(data_runs: Sequence[Run], synth_runs: Sequence[Run]) -> str:
     """Sources, split sizes and label balance, date ranges and the leakage check of each prepared dataset."""
     parts = []
     for run in synth_runs:
-        m = run.manifest
-        summary = m.get("summary") or {}
-        prices = m.get("prices") or {}
-        rows = [["examples", fmt(m.get("n"))], ["labels", fmt(json.dumps(summary.get("labels") or {}))],
-                ["hard (mixed-news) cases", fmt(summary.get("hard"))],
-                ["scenarios", fmt(json.dumps(summary.get("scenarios") or {}))],
-                ["distinct 3-grams", fmt(summary.get("distinct_3"))],
+        s = run.manifest
+        assert isinstance(s, SynthManifest)  # classify() parsed a synth manifest into its type
+        prices = s.prices or {}
+        rows = [["examples", fmt(s.n)], ["labels", fmt(json.dumps(s.summary.labels))],
+                ["hard (mixed-news) cases", fmt(s.summary.hard)],
+                ["scenarios", fmt(json.dumps(s.summary.scenarios))],
+                ["distinct 3-grams", fmt(s.summary.distinct_3)],
                 ["prices", fmt(f"{len(prices.get('tickers') or [])} tickers, {prices.get('first_date')} to "
                                f"{prices.get('last_date')}" if prices else "none")],
-                ["note", fmt(m.get("note"))]]
+                ["note", fmt(s.note)]]
         parts.append(f"<h3>Synthetic source <code>{esc(run.name)}</code></h3>" + table(["", ""], rows, "kv"))
     for run in data_runs:
         m = run.manifest
-        head = (f"<h3>Prepared dataset <code>{esc(run.name)}</code></h3><p>task <b>{esc(str(m.get('task')))}</b>, "
-                f"format <b>{esc(str(m.get('format')))}</b>, template <b>{esc(str(m.get('template')))}</b>, "
-                f"split <b>{esc(str(m.get('split_method')))}</b>, labels {esc(', '.join(m.get('labels') or []))}</p>")
-        labels = list(m.get("labels") or [])
-        counts, label_counts = m.get("counts") or {}, m.get("label_counts") or {}
-        extra_labels = sorted({k for lc in label_counts.values() for k in lc} - set(labels))
-        cols = labels + extra_labels
-        dates = m.get("date_range") or {}
+        assert isinstance(m, DataManifest)
+        head = (f"<h3>Prepared dataset <code>{esc(run.name)}</code></h3><p>task <b>{esc(str(m.task))}</b>, "
+                f"format <b>{esc(str(m.format))}</b>, template <b>{esc(str(m.template))}</b>, "
+                f"split <b>{esc(str(m.split_method))}</b>, labels {esc(', '.join(m.labels))}</p>")
+        extra_labels = sorted({k for lc in m.label_counts.values() for k in lc} - set(m.labels))
+        cols = m.labels + extra_labels
         rows = []
-        for split, n in counts.items():
-            lc = label_counts.get(split) or {}
-            dr = dates.get(split) or []
+        for split, n in m.counts.items():
+            lc = m.label_counts.get(split) or {}
+            dr = m.date_range.get(split) or []
             rows.append([esc(split), fmt(n)] + [fmt(lc.get(c, 0)) for c in cols]
                         + [esc(" to ".join(str(d) for d in dr if d) or "-")])
         splits = table(["split", "examples", *cols, "dates"], rows)
         sources = table(["source", "path", "examples"],
-                        [[esc(str(s.get("name"))), f"<code>{esc(str(s.get('path') or '-'))}</code>",
-                          fmt(s.get("examples"))] for s in m.get("sources") or []])
-        leak = (m.get("leakage") or {}).get("across") or {}
-        leak_rows = [[esc(pair), fmt(c.get("exact")), fmt(c.get("normalized")), fmt(c.get("near"))]
-                     for pair, c in leak.items()]
+                        [[esc(s.name), f"<code>{esc(s.path or '-')}</code>", fmt(s.examples)] for s in m.sources])
+        leak_rows = [[esc(pair), fmt(c.exact), fmt(c.normalized), fmt(c.near)]
+                     for pair, c in m.leakage.across.items()]
         leakage = ("<h4>Leakage between splits</h4>" + table(["splits", "exact", "normalized", "near-duplicate"],
                                                               leak_rows)) if leak_rows else ""
         parts.append(head + splits + "<h4>Sources</h4>" + sources + leakage)
@@ -147,11 +144,11 @@ def training_section(train_runs: Sequence[Run]) -> str:
     parts = []
     for run in train_runs:
         m = run.manifest
-        recipe = m.get("recipe") or {}
-        tr = m.get("training") or {}
+        assert isinstance(m, TrainManifest)
+        recipe, tr = m.recipe or {}, m.training
         log = read_log(run.file("metrics.jsonl"))
         runtime = next((r["train_runtime"] for r in reversed(log) if r.get("train_runtime") is not None), None)
-        rows = [["base model", fmt(m.get("base_model") or recipe.get("model_name_or_path"))],
+        rows = [["base model", fmt(m.base_model or recipe.get("model_name_or_path"))],
                 ["method", fmt(f"{recipe.get('method')} r={recipe.get('lora_r')} alpha={recipe.get('lora_alpha')} "
                                f"targets={recipe.get('target_modules')}")],
                 ["trainable parameters", fmt(f"{tr.get('trainable_params', 0):,d} of {tr.get('all_params', 0):,d}")
@@ -285,9 +282,9 @@ def examples_section(eval_runs: Sequence[Run], k: int = 6) -> str:
 def _analyze_inputs(run: Run) -> dict[str, str]:
     from fintune.analyze import read_input_rows
 
-    candidates = [run.path / str((run.manifest.get("recipe") or {}).get("input") or "")]
+    candidates = [run.path / str((run.manifest.recipe or {}).get("input") or "")]
     for side in run.path.glob("*.manifest.json"):
-        candidates += [Path(p) for p in (read_json(side).get("data_sha256") or {})]
+        candidates += [Path(p) for p in read_run(side).data_sha256]
     for cand in candidates:
         if cand.is_file():
             return {item.id: item.text for item in read_input_rows(cand)}
@@ -305,9 +302,9 @@ def analyze_section(analyze_runs: Sequence[Run], max_rows: int = 25) -> str:
         rows = [[esc(texts.get(p.id, p.id)), esc(p.ticker or "-"), esc(p.date or "-"), f"<b>{esc(p.label)}</b>",
                  fmt(p.confidence), prob_bars(p.probabilities, p.label) if p.probabilities else "-"]
                 for p in preds[:max_rows]]
-        model = run.manifest.get("model") or run.manifest.get("parent_run") or "-"
-        if isinstance(model, dict):  # analyze manifests record the Analyzer's description
-            model = model.get("model") or "-"
+        m = run.manifest
+        assert isinstance(m, AnalyzeManifest)
+        model = m.model.get("model") or "-" if isinstance(m.model, dict) else m.model or m.parent_run or "-"
         more = f"<p>first {max_rows} of {len(preds)} rows shown</p>" if len(preds) > max_rows else ""
         parts.append(f"<h3><code>{esc(run.name)}</code> with <code>{esc(str(model))}</code></h3>"
                      + table(["text", "ticker", "date", "label", "confidence", "probabilities"], rows, "examples")
@@ -367,9 +364,9 @@ def manifests_section(runs: Sequence[Run]) -> str:
     parts = []
     for run in runs:
         m = run.manifest
-        summary = (f"{esc(run.kind)} <code>{esc(run.name)}</code> - created {esc(str(m.get('created')))}, git "
-                   f"{esc(str(m.get('fintune_git_sha')))}, seed {esc(str(m.get('seed')))}")
-        body = esc(json.dumps(m, indent=2, ensure_ascii=False, default=str))
+        summary = (f"{esc(run.kind)} <code>{esc(run.name)}</code> - created {esc(str(m.created))}, git "
+                   f"{esc(str(m.fintune_git_sha))}, seed {esc(str(m.seed))}")
+        body = esc(json.dumps(m.model_dump(mode="json", exclude_unset=True), indent=2, ensure_ascii=False))
         parts.append(f"<details><summary>{summary}</summary><p><code>{esc(str(run.path))}</code></p>"
                      f"<pre>{body}</pre></details>")
     return "".join(parts)

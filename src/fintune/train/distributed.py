@@ -1,4 +1,4 @@
-"""Multi-process runs: rank helpers, the shipped accelerate configs, the launch command line, QLoRA's storage dtype.
+"""Multi-process runs: rank helpers, the shipped accelerate configs, the launch command line.
 
 Rank helpers (the one place ``fintune`` asks which process it is): :func:`world_size`, :func:`rank`,
 :func:`is_main_process`, :func:`barrier` and :func:`main_process_first`. They read the launcher's environment
@@ -17,9 +17,8 @@ Shipped configs (``configs/accelerate/``, run from the repository root because t
 
 ``accelerate launch --config_file configs/accelerate/fsdp.yaml -m fintune train RECIPE`` runs a recipe on every
 visible GPU (``--num_processes N`` overrides the count in the file). Sharding 4-bit weights needs them stored in
-the same dtype as the rest of the model (FSDP flattens all parameters of a unit into one tensor; ZeRO-3 partitions
-them the same way), so under FSDP or ZeRO-3 :func:`quant_storage_dtype_for` returns the model dtype for
-``BitsAndBytesConfig(bnb_4bit_quant_storage=...)``; elsewhere the default ``uint8``.
+the same dtype as the rest of the model: :func:`fintune.device.quant_storage_dtype_for` (with the launch detection
+and :func:`~fintune.device.world_size`, in the lower layer so ``models`` needs nothing from ``train``).
 """
 
 from __future__ import annotations
@@ -32,17 +31,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from fintune.device import deepspeed_zero_stage, launch_kind, world_size
 from fintune.errors import FintuneError
 
 CONFIGS_DIR = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
 SHIPPED_CONFIGS = ("ddp", "zero2", "zero3", "fsdp")
-_STORAGE_DTYPES = ("bfloat16", "float16", "float32")
-
-
-def world_size(env: Mapping[str, str] | None = None) -> int:
-    """How many processes this run has (``WORLD_SIZE``; 1 when not launched by a distributed launcher)."""
-    env = os.environ if env is None else env
-    return max(1, int(env.get("WORLD_SIZE", "1") or 1))
 
 
 def rank(env: Mapping[str, str] | None = None) -> int:
@@ -94,61 +87,6 @@ def main_process_first() -> Iterator[bool]:
     yield main
     if main:
         barrier()
-
-
-def _truthy(value: str | None) -> bool:
-    return str(value).lower() in ("1", "true", "yes")
-
-
-def deepspeed_zero_stage(env: Mapping[str, str]) -> int | None:
-    """The ZeRO stage of a DeepSpeed launch (from accelerate's env, or the DeepSpeed JSON it names), else None."""
-    if not _truthy(env.get("ACCELERATE_USE_DEEPSPEED")):
-        return None
-    if env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE"):
-        return int(env["ACCELERATE_DEEPSPEED_ZERO_STAGE"])
-    config_file = env.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
-    if config_file:
-        path = Path(config_file)
-        if not path.exists() and not path.is_absolute():
-            path = CONFIGS_DIR.parents[1] / config_file
-        if path.exists():
-            try:
-                stage = json.loads(path.read_text(encoding="utf-8")).get("zero_optimization", {})
-            except json.JSONDecodeError as exc:
-                raise FintuneError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-            return int(stage.get("stage", 0))
-    # ZeRO-3 init is only ever switched on for stage 3
-    return 3 if _truthy(env.get("ACCELERATE_DEEPSPEED_ZERO3_INIT")) else 0
-
-
-def launch_kind(env: Mapping[str, str] | None = None) -> str:
-    """How this process was launched: 'fsdp', 'zero3', 'deepspeed' (ZeRO 0-2), 'ddp' or 'single'."""
-    env = os.environ if env is None else env
-    if _truthy(env.get("ACCELERATE_USE_FSDP")):
-        return "fsdp"
-    stage = deepspeed_zero_stage(env)
-    if stage is not None:
-        return "zero3" if stage == 3 else "deepspeed"
-    if world_size(env) > 1:
-        return "ddp"
-    return "single"
-
-
-def quant_storage_dtype_for(launch_env: Mapping[str, str] | str | None, dtype: str) -> str:
-    """``bnb_4bit_quant_storage`` for QLoRA: the model dtype under FSDP / ZeRO-3, else ``uint8``.
-
-    Args:
-        launch_env: the process environment (``os.environ``; None reads it), or a :func:`launch_kind` name.
-        dtype: the model's load dtype (``bfloat16``, ``float16``, ``float32``; ``auto`` counts as bfloat16).
-    """
-    kind = launch_env if isinstance(launch_env, str) else launch_kind(launch_env)
-    if kind not in ("fsdp", "zero3"):
-        return "uint8"
-    dtype = "bfloat16" if dtype == "auto" else str(dtype).removeprefix("torch.")
-    if dtype not in _STORAGE_DTYPES:
-        raise FintuneError(f"dtype {dtype!r}: QLoRA under {kind} stores 4-bit weights in the model dtype",
-                           f"set dtype to one of {', '.join(_STORAGE_DTYPES)}")
-    return dtype
 
 
 SHARDINGS = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp")

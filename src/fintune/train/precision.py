@@ -24,19 +24,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from fintune.device import bf16_supported
+
 PRECISIONS = ("auto", "ieee", "bf16", "tf32")
-
-
-def bf16_supported() -> bool:
-    """True when bf16 autocast is fast here: a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def resolve_fp32_matmul_precision(setting: str) -> str:

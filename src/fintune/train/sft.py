@@ -172,6 +172,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     from transformers.trainer_utils import get_last_checkpoint
 
     from fintune.artifacts import write_manifest
+    from fintune.device import launch_kind
     from fintune.models import trainable_parameters, trainable_parameters_line
     from fintune.quiet import quiet_trainer
     from fintune.train.callbacks import (
@@ -181,7 +182,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         write_metrics_jsonl,
     )
     from fintune.train.collate import PackingCollator, PaddingCollator
-    from fintune.train.distributed import barrier, is_main_process, launch_kind, rank, world_size
+    from fintune.train.distributed import barrier, is_main_process, rank, world_size
     from fintune.train.precision import compile_decoder_layers, fp32_matmul_precision, keep_lora_sum_fp32
 
     out = Path(out)
