@@ -25,6 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import (
+    atomic_write_bytes,
+    atomic_write_json,
+    build_manifest,
+    sha256_file,
+    strict_json,
+)
 from fintune.errors import FintuneError
 from fintune.labels import SENTIMENT, canonical_map, labels_for_task
 from fintune.models import context_length
@@ -38,7 +45,7 @@ from fintune.predict.rows import (
 from fintune.prompts.tasks import build_messages
 from fintune.prompts.templates import TEMPLATE_DATE, render_messages
 from fintune.prompts.tokenize import encode_prompt, encode_text
-from fintune.records import Example, Prediction
+from fintune.records import CSV_FIELD_LIMIT, Example, Prediction, decode_line, iter_jsonl
 from fintune.run import SCORABLE_FORMATS, read_run
 
 INPUT_FIELDS = ("id", "text", "ticker", "date", "label")
@@ -297,8 +304,6 @@ def read_input_rows(path: str | Path) -> Iterator[AnalyzeItem]:
         raise FintuneError(f"{path}: file not found")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        from fintune.records import CSV_FIELD_LIMIT, decode_line
-
         with path.open("rb") as raw:
             lines = (decode_line(line, path, k) for k, line in enumerate(raw, start=1))
             reader = csv.DictReader(lines)
@@ -317,7 +322,6 @@ def read_input_rows(path: str | Path) -> Iterator[AnalyzeItem]:
         return
     if suffix not in (".jsonl", ".json", ".ndjson"):
         raise FintuneError(f"{path}: unsupported input type '{suffix}'", "give a .jsonl or .csv file")
-    from fintune.records import iter_jsonl
 
     for lineno, row in iter_jsonl(path):
         if not isinstance(row, dict):
@@ -362,8 +366,6 @@ def _resume_state(out: Path) -> dict[str, tuple[str | None, bytes]]:
                 raise FintuneError(f"{out}:{i + 1}: corrupt prediction line in the middle of the file",
                                    "delete the file (or that line) and rerun") from None
             print(f"{out}:{i + 1}: dropping an incomplete last line (interrupted run)", file=sys.stderr)
-            from fintune.artifacts import atomic_write_bytes
-
             atomic_write_bytes(out, data[:keep])
             break
         keep += len(raw) + 1
@@ -406,14 +408,6 @@ def analyze_file(analyzer: Analyzer, src: str | Path, out: str | Path, batch_siz
     ``<out>.manifest.json`` records the model, input hash and settings.
     """
     from tqdm.auto import tqdm
-
-    from fintune.artifacts import (
-        atomic_write_bytes,
-        atomic_write_json,
-        build_manifest,
-        sha256_file,
-        strict_json,
-    )
 
     src, out = Path(src), Path(out)
     items = items if items is not None else check_analyze_input(src, out)

@@ -30,9 +30,27 @@ from pathlib import Path
 from typing import Any
 
 from fintune import model_ids
+from fintune.artifacts import (
+    atomic_output_dir,
+    atomic_write_json,
+    check_output_dir,
+    sha256_file,
+    write_manifest,
+)
+from fintune.backtest.report import run_backtest_to_dir
 from fintune.backtest.strategies import StrategyConfig
+from fintune.data.prepare import prepare_data
+from fintune.data.splits import chronological_split
+from fintune.data.stocknet import load_stocknet_tweets
+from fintune.data.synth import SynthParams, write_synth
+from fintune.demo_data import choose_data
 from fintune.errors import FintuneError
+from fintune.recipe import validate_recipe_dict
+from fintune.records import Prediction, read_examples, read_predictions, write_jsonl
+from fintune.reference_signals import reference_backtests
+from fintune.report.html import build_report
 from fintune.run import DemoManifest, read_run
+from fintune.train.sft import train_sft
 
 DEFAULT_MODEL = "smollm2-135m"
 SHARED_GGUF = Path("models") / "smollm2-135m-instruct-q4_1-gguf"
@@ -120,8 +138,6 @@ def resolve_demo_model(model: str = DEFAULT_MODEL, gguf: str | Path | None = Non
 def demo_recipe(model: str, sources: list[dict[str, Any]], size: DemoSize, seed: int,
                 split: dict[str, Any]) -> Any:
     """The demo's training recipe, validated like any YAML recipe."""
-    from fintune.recipe import validate_recipe_dict
-
     raw = {
         "name": "demo", "description": "fintune demo: LoRA on the embedded default, CPU-sized",
         "model_name_or_path": model, "dtype": "float32", "method": "lora",
@@ -144,8 +160,6 @@ def demo_recipe(model: str, sources: list[dict[str, Any]], size: DemoSize, seed:
 def _check_out(out: Path, overwrite: bool = False, data: str | Path | None = None) -> None:
     """Refuse a non-empty ``out`` that is not an earlier demo, an earlier demo without ``overwrite`` (the demo then
     replaces its sub-runs), and an ``out`` that overlaps the ``--data`` folder."""
-    from fintune.artifacts import check_output_dir
-
     check_output_dir(out, overwrite=True, inputs=[data])  # kind and overlap; emptiness is decided here
     if out.is_dir() and any(out.iterdir()):
         manifest = read_run(out) if (out / "manifest.json").exists() else None
@@ -172,9 +186,6 @@ def company_signals(eval_dir: Path, out: Path) -> Path:
     Synthetic macro items are market-wide (``ticker=None``); a backtest trades tickers, so they are left out here,
     counted in the manifest, rather than guessed onto some ticker.
     """
-    from fintune.artifacts import atomic_output_dir, sha256_file, write_manifest
-    from fintune.records import read_predictions, write_jsonl
-
     source = eval_dir / "predictions.jsonl"
     preds = read_predictions(source)
     kept = [p for p in preds if p.ticker]
@@ -195,8 +206,6 @@ STOCKNET_WINDOW = ("2015-10-01", "2015-12-31")  # StockNet's own test period (sp
 def stocknet_items(stocknet: Path, per_ticker: int) -> list[dict[str, Any]]:
     """Tweets to analyse for the real-data backtest: up to ``per_ticker`` per ticker from StockNet's test period,
     evenly spaced in time (so the signals cover many days), as analyze input rows (id, text, ticker, date)."""
-    from fintune.data.stocknet import load_stocknet_tweets
-
     tweets = load_stocknet_tweets(stocknet, list(STOCKNET_TICKERS))
     rows = []
     for ticker in STOCKNET_TICKERS:
@@ -214,8 +223,6 @@ def _synth_market_signals(run: str, out: Path, synth_dir: Path, seed: int) -> Pa
     """Hub mode: the fine-tuned run reads the synthetic market's test-period company news (the same chronological
     30% a synthetic demo tests on), as the backtest's signals (``out/signals``)."""
     from fintune.analyze import Analyzer, analyze_file
-    from fintune.artifacts import atomic_output_dir, write_manifest
-    from fintune.records import write_jsonl
 
     items = _synth_test_items(synth_dir)
     analyzer = Analyzer.load(run, calibration=str(out / "eval" / "finetuned"))
@@ -230,9 +237,6 @@ def _synth_market_signals(run: str, out: Path, synth_dir: Path, seed: int) -> Pa
 
 def _synth_test_items(synth_dir: Path) -> list[Any]:
     """The synthetic set's company items in its chronological test period (last 30% of the date range)."""
-    from fintune.data.splits import chronological_split
-    from fintune.records import read_examples
-
     _, test = chronological_split(read_examples(synth_dir / "examples.jsonl"), 0.3)
     return [e for e in test if e.ticker]
 
@@ -240,8 +244,6 @@ def _synth_test_items(synth_dir: Path) -> list[Any]:
 def _stocknet_signals(run: str, out: Path, prices_dir: Path, size: DemoSize, seed: int) -> Path:
     """``--data`` mode: FPB/TFNS sentences carry no ticker or date, so trade the run's reading of StockNet tweets."""
     from fintune.analyze import Analyzer, analyze_file
-    from fintune.artifacts import atomic_output_dir, write_manifest
-    from fintune.records import write_jsonl
 
     analyzer = Analyzer.load(run, calibration=str(out / "eval" / "finetuned"))
     with atomic_output_dir(out / "signals", overwrite=True) as staging:
@@ -258,10 +260,6 @@ N_RANDOM = 50
 
 def _references(out: Path, synth_dir: Path, seed: int) -> dict[str, Any]:
     """Oracle / flipped / random backtests on the synthetic market's test-period items (``out/references``)."""
-    from fintune.artifacts import atomic_output_dir, atomic_write_json, write_manifest
-    from fintune.records import Prediction
-    from fintune.reference_signals import reference_backtests
-
     preds = [Prediction(id=e.id, label="neutral", ticker=e.ticker, date=e.date, gold=e.label)
              for e in _synth_test_items(synth_dir)]
     ref = reference_backtests(preds, synth_dir / "prices", DEMO_STRATEGY, n_random=N_RANDOM, seed=seed)
@@ -310,8 +308,6 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     """
     from dataclasses import replace
 
-    from fintune.artifacts import atomic_output_dir, atomic_write_json, write_manifest
-
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     size = size or (QUICK if quick else FULL)
     if max_steps is not None:
@@ -332,9 +328,6 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     model_dir = resolve_demo_model(model, gguf)
     done()
 
-    from fintune.data.synth import SynthParams, write_synth
-    from fintune.demo_data import choose_data
-
     done = _step(log, timings, cpu, "synth", 2, total, "choosing the data (--data, else the Hub, else synthetic) "
                                                         "and generating the synthetic market")
     synth_dir = write_synth(out / "synth", SynthParams(n=size.n_examples, seed=seed), prices=True, overwrite=True)
@@ -349,16 +342,12 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
         log(f"      {chosen.banner}")
     done()
 
-    from fintune.data.prepare import prepare_data
-
     recipe = demo_recipe(model, sources, size, seed, split)
     done = _step(log, timings, cpu, "data", 3, total, "preparing the dataset (split, leakage check, prompts)")
     data_dir = prepare_data(recipe, out / "data")
     counts = read_run(data_dir, "data").counts
     log(f"      train {counts['train']}, validation {counts['validation']}, test {counts['test']}")
     done()
-
-    from fintune.train.sft import train_sft
 
     done = _step(log, timings, cpu, "train", 4, total, f"LoRA fine-tuning for {size.max_steps} steps (packing)")
     recipe = recipe.model_copy(update={"data": recipe.data.model_copy(update={"prepared": str(data_dir)})})
@@ -384,7 +373,6 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     done()
 
     from fintune.analyze import Analyzer, analyze_file
-    from fintune.records import write_jsonl
 
     done = _step(log, timings, cpu, "analyze", 6, total, "analysing new headlines with the fine-tuned run")
     analyzer = Analyzer.load(str(train_dir), calibration=str(out / "eval" / "finetuned"))
@@ -411,8 +399,6 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     elif prices_dir is not None:
         signals = _stocknet_signals(str(train_dir), out, prices_dir, size, seed)
     if chosen.kind != "folder" or prices_dir is not None:
-        from fintune.backtest.report import run_backtest_to_dir
-
         bt_metrics = run_backtest_to_dir(signals, prices_dir, out / "backtest", DEMO_STRATEGY,
                                          bootstrap_samples=size.bootstrap_samples, seed=seed)
         if chosen.kind != "folder":
@@ -420,8 +406,6 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     else:
         log("      skipped: no prices (the synthetic market or --data with stocknet/ provide them)")
     done()
-
-    from fintune.report.html import build_report
 
     done = _step(log, timings, cpu, "report", 8, total, "writing the HTML report")
     # only this demo's runs: a synth/ left by an earlier synthetic demo is not part of a real-data one

@@ -8,6 +8,8 @@ The CLI prints that line and exits non-zero; ``--debug`` shows the traceback ins
 
 from __future__ import annotations
 
+from fintune.redact import redact  # no secret in any message (API keys, tokens, token= query values)
+
 
 class FintuneError(Exception):
     """A user-facing error: one line naming what, where and how to fix.
@@ -18,8 +20,6 @@ class FintuneError(Exception):
     """
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        from fintune.redact import redact  # no secret in any message (API keys, tokens, token= query values)
-
         self.message = redact(message.strip().replace("\n", " "))
         self.hint = redact(hint.strip().replace("\n", " ")) if hint else None
         super().__init__(self.one_line())

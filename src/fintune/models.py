@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import atomic_output_dir, atomic_write_text, check_output_dir, write_manifest
 from fintune.device import check_method, inference_dtype, move_to, quant_storage_dtype_for, resolve_device
 from fintune.errors import FintuneError
 from fintune.model_ids import ALIASES as ALIASES
@@ -21,6 +22,8 @@ from fintune.model_ids import fintune_home as fintune_home
 from fintune.model_ids import list_models as list_models
 from fintune.model_ids import pull_model as pull_model
 from fintune.model_ids import resolve_model
+from fintune.modelcard import model_card, warn_non_commercial
+from fintune.recipe import Recipe
 from fintune.run import RunManifest, TaskSpec, read_run
 
 
@@ -120,9 +123,6 @@ def save_quantized(name_or_path: str, out: str | Path, quant_type: str = "nf4", 
     through the memory-mapped checkpoint first, which on a CPU stays resident as page cache (BENCHMARKS.md measures
     both). The copy is written into a staging directory and renamed, so an interrupted run leaves nothing half-made.
     """
-    from fintune.artifacts import atomic_output_dir, check_output_dir
-    from fintune.recipe import Recipe
-
     check_output_dir(out, overwrite, runs=[name_or_path])  # before loading the model
     recipe = Recipe(model_name_or_path=str(name_or_path), method="qlora", bnb_4bit_quant_type=quant_type,
                     bnb_4bit_use_double_quant=double_quant)
@@ -269,9 +269,6 @@ def load_for_inference(run_or_model: str, dtype: str = "auto",
 
 def merge_run(run: str | Path, out: str | Path, dtype: str = "auto", overwrite: bool = False) -> Path:
     """Merge a run's adapter into its base and write a plain HF model directory (+ tokenizer, manifest)."""
-    from fintune.artifacts import atomic_output_dir, atomic_write_text, check_output_dir, write_manifest
-    from fintune.modelcard import model_card, warn_non_commercial
-
     run = Path(run)
     if not is_adapter_dir(run):
         raise FintuneError(f"{run}: no adapter_config.json", "give a LoRA/QLoRA run directory from fintune train")

@@ -29,6 +29,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import atomic_write_text
 from fintune.errors import FintuneError
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
@@ -270,7 +271,6 @@ def fetch_yfinance(tickers: list[str], start: str | None = None, end: str | None
         except ImportError:
             raise FintuneError(f"{cache}: no cached prices for {missing} and yfinance is not installed",
                                "pip install yfinance (online) or use a CSV directory / parquet") from None
-        from fintune.artifacts import atomic_write_text
 
         for t in missing:
             raw = yf.download(t, start=start, end=end, auto_adjust=False, progress=False, actions=False)

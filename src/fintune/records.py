@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import atomic_write_text, strict_json
 from fintune.errors import FintuneError
 
 CSV_FIELD_LIMIT = 16 * 1024 * 1024
@@ -154,8 +155,6 @@ def record_from_dict(cls: type, row: dict[str, Any], where: str) -> Any:
 
 def write_jsonl(path: str | Path, records: Iterable[Example | Prediction | dict[str, Any]]) -> int:
     """Write records as JSONL atomically (temp file + rename); returns the number written."""
-    from fintune.artifacts import atomic_write_text, strict_json
-
     lines = [json.dumps(strict_json(r if isinstance(r, dict) else r.to_dict(), f"{path} row {i}"),
                         ensure_ascii=False, allow_nan=False) for i, r in enumerate(records)]
     atomic_write_text(path, "".join(line + "\n" for line in lines))

@@ -19,7 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fintune.backtest.engine import prepare_panel, run_backtest
+from fintune.backtest.metrics import performance_metrics
+from fintune.backtest.strategies import predictions_to_scores
 from fintune.errors import FintuneError
+from fintune.prices import load_prices, price_panel
 from fintune.records import Prediction
 
 KINDS = ("oracle", "flipped", "random")
@@ -53,11 +57,6 @@ def reference_backtests(preds: Sequence[Prediction], prices: str | Path, cfg: An
     ``total_return``, ``max_drawdown`` (the engine's metrics, no bootstrap).
     """
     import numpy as np
-
-    from fintune.backtest.engine import prepare_panel, run_backtest
-    from fintune.backtest.metrics import performance_metrics
-    from fintune.backtest.strategies import predictions_to_scores
-    from fintune.prices import load_prices, price_panel
 
     kept = [p for p in preds if p.ticker and p.date]
     if not kept:

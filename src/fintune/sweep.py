@@ -24,7 +24,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import atomic_write_json, atomic_write_text, check_output_dir, write_manifest
+from fintune.data.prepare import source_paths
 from fintune.errors import FintuneError
+from fintune.recipe import recipe_to_dict, validate_recipe_dict
+from fintune.train.sft import train_sft
+from fintune.yamlio import load_yaml
 
 SEARCHABLE = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "num_train_epochs",
               "weight_decay", "warmup_ratio", "per_device_train_batch_size", "max_steps")
@@ -34,8 +39,6 @@ MINIMIZE = ("eval_loss", "invalid_rate")
 
 def load_space(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read and validate a search-space YAML; errors name the file and the key."""
-    from fintune.yamlio import load_yaml
-
     path = Path(path)
     if not path.exists():
         raise FintuneError(f"--space {path}: file not found")
@@ -144,8 +147,6 @@ def run_trial(recipe: Any, params: dict[str, Any], run_dir: Path, metric: str, t
     """
     from fintune.evaluate import evaluate_predictor, load_eval_data
     from fintune.predict.predictor import Predictor
-    from fintune.recipe import recipe_to_dict, validate_recipe_dict
-    from fintune.train.sft import train_sft
 
     trial_recipe = validate_recipe_dict({**recipe_to_dict(recipe), **params, "output_dir": str(run_dir)},
                                         f"trial {run_dir.name}")
@@ -189,9 +190,6 @@ def _sweep_dir(recipe: Any, out: str | Path, overwrite: bool) -> Path:
     """A new or earlier sweep directory (resumed); anything else non-empty needs ``overwrite`` (which empties it)."""
     import shutil
 
-    from fintune.artifacts import check_output_dir
-    from fintune.data.prepare import source_paths
-
     out = Path(out)
     resumable = (out / "study.db").is_file() and not overwrite
     check_output_dir(out, overwrite or resumable, inputs=source_paths(recipe), runs=[recipe.model_name_or_path])
@@ -213,9 +211,6 @@ def run_sweep(recipe: Any, space: dict[str, dict[str, Any]], out: str | Path, tr
         eval_limit: score only the first N validation rows per trial (quick sweeps).
     """
     import optuna
-
-    from fintune.artifacts import write_manifest
-    from fintune.recipe import recipe_to_dict
 
     if trials < 1:
         raise FintuneError(f"--trials {trials}: must be >= 1")
@@ -252,8 +247,6 @@ def run_sweep(recipe: Any, space: dict[str, dict[str, Any]], out: str | Path, tr
 def write_sweep_outputs(study: Any, out: Path, metric: str) -> dict[str, Any]:
     """trials.csv, summary.md, best.json and the Optuna plots for a study."""
     import optuna
-
-    from fintune.artifacts import atomic_write_json, atomic_write_text
 
     df = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
     atomic_write_text(out / "trials.csv", df.to_csv(index=False))

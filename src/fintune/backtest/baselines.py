@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from fintune.backtest.engine import simulate
+
 
 @dataclass
 class RandomBaseline:
@@ -84,8 +86,6 @@ def random_signal_baseline(s: Any, prep: Any, cfg: Any, sel: Any, model_sharpe: 
     """
     import numpy as np
     import pandas as pd
-
-    from fintune.backtest.engine import simulate
 
     rng = np.random.default_rng(seed)
     sharpes = np.full(n_sims, np.nan)

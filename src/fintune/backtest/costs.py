@@ -24,6 +24,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from fintune.backtest.metrics import sharpe_ratio
+from fintune.errors import FintuneError
+
 
 @dataclass
 class ImpactModel:
@@ -42,8 +45,6 @@ class ImpactModel:
     window: int = 20
 
     def __post_init__(self) -> None:
-        from fintune.errors import FintuneError
-
         for name, ok in (("book_size", self.book_size > 0 and math.isfinite(self.book_size)),
                          ("coef", self.coef >= 0 and math.isfinite(self.coef)),
                          ("max_volume_share", 0 < self.max_volume_share <= 1),
@@ -74,8 +75,6 @@ def impact_report(returns: Any, weights: Any, panel: dict[str, Any], model: Impa
     """
     import numpy as np
     import pandas as pd
-
-    from fintune.backtest.metrics import sharpe_ratio
 
     adv, sigma = liquidity(panel, model.window)
     adv = adv.reindex(index=weights.index, columns=weights.columns).to_numpy()

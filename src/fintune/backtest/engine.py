@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fintune.backtest.metrics import annual_return, max_drawdown, sharpe_ratio, total_return
 from fintune.backtest.strategies import StrategyConfig
 
 
@@ -341,8 +342,6 @@ def parameter_sweep(scores: Any, panel: dict[str, Any] | PreparedPanel, configs:
     Columns: the config fields that vary, plus total_return, annual_return, sharpe, max_drawdown, turnover_daily.
     """
     import pandas as pd
-
-    from fintune.backtest.metrics import annual_return, max_drawdown, sharpe_ratio, total_return
 
     prep = prepare_panel(panel)
     s = _aligned(scores, prep)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import atomic_write_bytes
+
 
 def _plt() -> Any:
     import matplotlib
@@ -17,8 +19,6 @@ def _plt() -> Any:
 
 def _save(fig: Any, path: Path) -> Path:
     import io
-
-    from fintune.artifacts import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")

@@ -16,8 +16,35 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fintune.backtest.costs import ImpactModel
+from fintune.artifacts import (
+    atomic_output_dir,
+    atomic_write_text,
+    check_output_dir,
+    sha256_file,
+    write_manifest,
+)
+from fintune.backtest import plots
+from fintune.backtest.baselines import random_signal_baseline
+from fintune.backtest.costs import ImpactModel, impact_report
+from fintune.backtest.cutoff import cutoff_check, resolve_cutoff
+from fintune.backtest.engine import _aligned, _window, buy_and_hold, prepare_panel, run_backtest
+from fintune.backtest.ledger import (
+    LEDGER_NAME,
+    append_trial,
+    best_of,
+    new_trial,
+    read_trials,
+    run_trial_labels,
+    unique_trials,
+)
+from fintune.backtest.metrics import drawdown_series, performance_metrics, sharpe_ratio
+from fintune.backtest.statistics import return_moments, sharpe_statistics
+from fintune.backtest.strategies import predictions_to_scores
+from fintune.backtest.universe import apply_universe, membership_mask, read_universe
+from fintune.backtest.walkforward import run_walk_forward, walk_forward_windows
 from fintune.errors import FintuneError
+from fintune.prices import load_prices, price_issues_summary, price_panel
+from fintune.records import read_predictions
 
 PLOTS = ("equity.png", "drawdown.png", "monthly_returns.png", "exposure.png")
 
@@ -69,33 +96,6 @@ def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | 
     """
     import pandas as pd
 
-    from fintune.artifacts import (
-        atomic_output_dir,
-        atomic_write_text,
-        check_output_dir,
-        sha256_file,
-        write_manifest,
-    )
-    from fintune.backtest import plots
-    from fintune.backtest.baselines import random_signal_baseline
-    from fintune.backtest.costs import impact_report
-    from fintune.backtest.cutoff import cutoff_check, resolve_cutoff
-    from fintune.backtest.engine import _aligned, _window, buy_and_hold, prepare_panel, run_backtest
-    from fintune.backtest.ledger import (
-        LEDGER_NAME,
-        append_trial,
-        best_of,
-        new_trial,
-        read_trials,
-        run_trial_labels,
-        unique_trials,
-    )
-    from fintune.backtest.metrics import drawdown_series, performance_metrics, sharpe_ratio
-    from fintune.backtest.statistics import return_moments, sharpe_statistics
-    from fintune.backtest.strategies import predictions_to_scores
-    from fintune.prices import load_prices, price_issues_summary, price_panel
-    from fintune.records import read_predictions
-
     check_output_dir(out, overwrite, inputs=[predictions, prices])  # before any work
     trust = trust or TrustOptions()
     cutoff = resolve_cutoff(predictions, trust.model_cutoff)  # a bad --model-cutoff fails before any work
@@ -113,8 +113,6 @@ def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | 
                                            panel["available"], max_invalid_rate=trust.max_invalid_rate,
                                            source=str(predictions))
     if trust.universe_file:
-        from fintune.backtest.universe import apply_universe, membership_mask, read_universe
-
         mask = membership_mask(read_universe(trust.universe_file), scores.index, list(scores.columns))
         scores, counts["signals_outside_universe"] = apply_universe(scores, mask)
     if counts["used"] == 0:
@@ -168,8 +166,6 @@ def run_backtest_to_dir(predictions: str | Path, prices: str | Path, out: str | 
     metrics["random_baseline"]["model_turnover_daily"] = metrics["strategy"].get("turnover_daily")
     wf = None
     if walk_forward:
-        from fintune.backtest.walkforward import run_walk_forward, walk_forward_windows
-
         purge = walk_forward[2] if len(walk_forward) > 2 else 0
         windows = walk_forward_windows(res.returns.index, walk_forward[0], walk_forward[1],
                                        purge_bars=purge)  # over the backtest period only
@@ -229,8 +225,6 @@ def strict_json(obj: Any) -> str:
 
 
 def _price_hashes(prices: str | Path, tickers: list[str]) -> dict[str, str]:
-    from fintune.artifacts import sha256_file
-
     p = Path(str(prices))
     if p.is_dir():
         return {str(p / f"{t}.csv"): sha256_file(p / f"{t}.csv") for t in tickers if (p / f"{t}.csv").exists()}

@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from fintune.backtest.engine import prepare_panel, run_backtest
+from fintune.backtest.metrics import performance_metrics
+from fintune.backtest.strategies import predictions_to_scores
 from fintune.errors import FintuneError
 
 
@@ -105,10 +108,6 @@ def run_walk_forward(predictions: list[Any], panel: dict[str, Any], cfg: Any, wi
     their signal day falls in.
     """
     import pandas as pd
-
-    from fintune.backtest.engine import prepare_panel, run_backtest
-    from fintune.backtest.metrics import performance_metrics
-    from fintune.backtest.strategies import predictions_to_scores
 
     calendar = panel["adj_close"].index
     _check_prediction_windows(predictions, windows, calendar)

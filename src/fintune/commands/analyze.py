@@ -7,6 +7,8 @@ import json
 import sys
 
 from fintune.cliargs import positive_int
+from fintune.errors import FintuneError
+from fintune.records import check_strings
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,15 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fintune.analyze import AnalyzeItem, Analyzer, analyze_file, check_analyze_input, public_result
-    from fintune.errors import FintuneError
 
     if (args.text is None) == (args.file is None):
         raise FintuneError("analyze: give either TEXT or --file", 'e.g. fintune analyze "Apple beats estimates"')
     if args.file and not args.out:
         raise FintuneError("analyze --file needs --out OUT.jsonl")
     if args.text is not None:
-        from fintune.records import check_strings
-
         if not args.text.strip():
             raise FintuneError("analyze: TEXT is empty")
         check_strings(args.text, "TEXT", "text")  # undecodable argv bytes arrive as lone surrogates

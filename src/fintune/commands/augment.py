@@ -13,6 +13,9 @@ from fintune.cliargs import (
     positive_int,
     probability,
 )
+from fintune.data.augment import AugmentParams, run_augment
+from fintune.data.augment_teacher import make_teacher
+from fintune.models import load_for_inference  # torch: loaded only when a local teacher really generates
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -54,17 +57,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def load_teacher_model(name_or_path: str) -> tuple[Any, Any]:
     """A local teacher's (model, tokenizer) through :func:`fintune.models.load_for_inference` (a fintune run with
     its adapter, a model alias, a directory or a hub id), in eval mode on the CPU."""
-    from fintune.models import load_for_inference  # torch: loaded only when a local teacher really generates
-
     model, tokenizer, _info = load_for_inference(name_or_path)
     return model, tokenizer
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune augment``."""
-    from fintune.data.augment import AugmentParams, run_augment
-    from fintune.data.augment_teacher import make_teacher
-
     endpoint = {"concurrency": args.concurrency, "requests_per_minute": args.rpm, "max_retries": args.max_retries} \
         if args.teacher.startswith("openai:") else {}
     teacher = make_teacher(args.teacher, temperature=args.temperature, max_new_tokens=args.max_new_tokens,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from fintune.backtest.costs import ImpactModel
+from fintune.backtest.report import TrustOptions, run_backtest_to_dir, trust_lines
+from fintune.backtest.strategies import StrategyConfig
 from fintune.cliargs import (
     add_overwrite_argument,
     bounded,
@@ -99,10 +102,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune backtest``."""
-    from fintune.backtest.costs import ImpactModel
-    from fintune.backtest.report import TrustOptions, run_backtest_to_dir, trust_lines
-    from fintune.backtest.strategies import StrategyConfig
-
     if args.bootstrap_samples < 0:
         raise FintuneError("--bootstrap-samples must be >= 0")
     cfg = StrategyConfig(mode=args.strategy, sizing=args.sizing, threshold=args.threshold,

@@ -12,6 +12,9 @@ import argparse
 import json
 
 from fintune.cliargs import add_overwrite_argument, non_negative_float, non_negative_int
+from fintune.data.collectors import FinnhubClient, collect_forecaster_inputs
+from fintune.errors import FintuneError
+from fintune.run import read_run
 
 DOW30 = ("AXP", "AMGN", "AAPL", "BA", "CAT", "CSCO", "CVX", "GS", "HD", "HON", "IBM", "INTC", "JNJ", "KO", "JPM",
          "MCD", "MMM", "MRK", "MSFT", "NKE", "PG", "TRV", "UNH", "CRM", "VZ", "V", "WBA", "WMT", "DIS", "DOW")
@@ -50,10 +53,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune collect``."""
     from datetime import date
-
-    from fintune.data.collectors import FinnhubClient, collect_forecaster_inputs
-    from fintune.errors import FintuneError
-    from fintune.run import read_run
 
     for name in ("start", "end"):
         try:

@@ -6,6 +6,9 @@ import argparse
 import sys
 
 from fintune.cliargs import add_overwrite_argument
+from fintune.data.prepare import prepare_data
+from fintune.recipe import load_recipe
+from fintune.run import read_run
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -24,10 +27,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune data``."""
-    from fintune.data.prepare import prepare_data
-    from fintune.recipe import load_recipe
-    from fintune.run import read_run
-
     recipe = load_recipe(args.recipe, args.overrides)
     out = prepare_data(recipe, args.out, overwrite=args.overwrite)
     manifest = read_run(out, "data")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fintune.cliargs import non_negative_int, positive_int
+from fintune.demo import format_summary, run_demo
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,8 +29,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune demo`` and print the summary."""
-    from fintune.demo import format_summary, run_demo
-
     summary = run_demo(out=args.out, data=args.data, quick=args.quick, model=args.model, gguf=args.gguf,
                        seed=args.seed, max_steps=args.max_steps, n_examples=args.n_examples,
                        overwrite=args.overwrite)

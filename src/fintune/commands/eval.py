@@ -6,6 +6,7 @@ import argparse
 import json
 
 from fintune.cliargs import add_overwrite_argument, non_negative_int, positive_int
+from fintune.errors import FintuneError
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,7 +52,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune eval`` and print the headline metrics."""
-    from fintune.errors import FintuneError
     from fintune.evaluate import run_eval
 
     if getattr(args, "suite", None):

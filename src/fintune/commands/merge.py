@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fintune.cliargs import add_overwrite_argument
+from fintune.models import merge_run
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,7 +20,5 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune merge``."""
-    from fintune.models import merge_run
-
     print(merge_run(args.run, args.out, dtype=args.dtype, overwrite=args.overwrite))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fintune.cliargs import add_overwrite_argument
+from fintune.models import list_models, pull_model, save_quantized
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,11 +28,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune models``."""
-    from fintune.models import list_models, pull_model
-
     if args.action == "quantize":
-        from fintune.models import save_quantized
-
         print(save_quantized(args.model, args.out, quant_type=args.quant_type,
                              double_quant=not args.no_double_quant, overwrite=args.overwrite))
         return 0

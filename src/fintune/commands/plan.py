@@ -7,6 +7,8 @@ import argparse
 import json
 
 from fintune.cliargs import bounded
+from fintune.recipe import load_recipe
+from fintune.train.plan import format_plan, parse_bytes, plan
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,9 +37,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune plan``."""
-    from fintune.recipe import load_recipe
-    from fintune.train.plan import format_plan, parse_bytes, plan
-
     recipe = load_recipe(args.recipe, args.overrides)
     budget = parse_bytes(args.budget) if args.budget is not None else None
     result = plan(recipe, budget=budget, device=args.device, logits_fraction=args.trained_fraction,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from fintune.cliargs import add_overwrite_argument, non_negative_int
+from fintune.errors import FintuneError
+from fintune.report.html import build_report
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,9 +25,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune report``."""
-    from fintune.errors import FintuneError
-    from fintune.report.html import build_report
-
     if args.bootstrap_samples < 0:
         raise FintuneError(f"--bootstrap-samples {args.bootstrap_samples}: must be >= 0")
     path = build_report(args.runs, args.out, title=args.title, bootstrap_samples=args.bootstrap_samples,

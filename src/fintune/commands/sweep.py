@@ -6,6 +6,8 @@ import argparse
 import json
 
 from fintune.cliargs import add_overwrite_argument, non_negative_int, positive_int
+from fintune.recipe import load_recipe
+from fintune.sweep import load_space, run_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,9 +35,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune sweep`` and print the best trial."""
-    from fintune.recipe import load_recipe
-    from fintune.sweep import load_space, run_sweep
-
     summary = run_sweep(load_recipe(args.recipe, args.overrides), load_space(args.space), args.out, args.trials,
                         metric=args.metric, sampler=args.sampler, seed=args.seed, study_name=args.study_name,
                         eval_limit=args.eval_limit, progress=not args.no_progress,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from fintune.cliargs import add_overwrite_argument, finite_float, non_negative_int, positive_int, probability
+from fintune.data.synth import SynthParams, write_synth
 from fintune.errors import FintuneError
+from fintune.run import read_run
 
 
 def _parse_balance(text: str) -> dict[str, float]:
@@ -46,9 +48,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune synth``."""
-    from fintune.data.synth import SynthParams, write_synth
-    from fintune.run import read_run
-
     params = SynthParams(n=args.n, seed=args.seed, hard_fraction=args.hard_fraction, n_tickers=args.tickers,
                          start=args.start, news_impact=args.news_impact)
     if args.balance is not None:

@@ -6,6 +6,9 @@ import argparse
 import json
 
 from fintune.cliargs import add_overwrite_argument
+from fintune.recipe import load_recipe
+from fintune.train.distributed import is_main_process
+from fintune.train.sft import train_sft
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,10 +30,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune train``."""
-    from fintune.recipe import load_recipe
-    from fintune.train.distributed import is_main_process
-    from fintune.train.sft import train_sft
-
     recipe = load_recipe(args.recipe, args.overrides)
     summary = train_sft(recipe, out=args.out, resume=args.resume, overwrite=args.overwrite)
     if is_main_process():  # one summary line per run, not one per process

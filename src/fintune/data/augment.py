@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import atomic_output_dir, check_output_dir, hash_paths, write_manifest
 from fintune.data.augment_teacher import ResponseCache, Teacher, TeacherRequest
-from fintune.data.leakage import normalize_text
+from fintune.data.leakage import ShingleIndex, jaccard, near_duplicate_pairs, normalize_text
+from fintune.data.prepare import prepared_examples
 from fintune.errors import FintuneError
 from fintune.labels import SENTIMENT, normalize_label
-from fintune.records import Example
+from fintune.records import Example, iter_jsonl, record_from_dict, write_jsonl
 
 REASONS = ("malformed_response", "empty", "unparsable", "unchanged_copy", "contamination", "near_duplicate_seed",
            "verifier_unparsable", "label_changed", "near_duplicate_new")
@@ -84,8 +86,6 @@ def read_labelled(path: str | Path, labels: Sequence[str], split: str = "train")
     Every label must be in ``labels``; an unknown or missing one raises naming ``file:line`` (or the prepared split
     and row).
     """
-    from fintune.records import iter_jsonl, record_from_dict
-
     path = Path(path)
     if path.is_dir():
         rows = _prepared_split(path, split)
@@ -107,8 +107,6 @@ def read_labelled(path: str | Path, labels: Sequence[str], split: str = "train")
 
 def _prepared_split(directory: Path, split: str) -> list[tuple[str, Example]]:
     """Rows of one split of a prepared dataset directory written by ``fintune data``, with a place for errors."""
-    from fintune.data.prepare import prepared_examples
-
     return [(f"{directory / (split + '.parquet')}: row {i}", ex)
             for i, ex in enumerate(prepared_examples(directory, split))]
 
@@ -244,8 +242,6 @@ def near_duplicates_of(queries: Sequence[str], refs: Sequence[str], threshold: f
     Same definition as the data-split leakage report (:mod:`fintune.data.leakage`: normalised character 5-gram
     Jaccard), so "contaminated" here means what "leaked" means there.
     """
-    from fintune.data.leakage import near_duplicate_pairs
-
     if not queries or not refs:
         return {}
     return {i: sim for i, _j, sim in near_duplicate_pairs(list(queries), list(refs), threshold)}
@@ -254,8 +250,6 @@ def near_duplicates_of(queries: Sequence[str], refs: Sequence[str], threshold: f
 def greedy_unique(texts: Sequence[str], threshold: float) -> list[bool]:
     """Keep-mask: a text is dropped when it near-duplicates an earlier *kept* text (leakage's definition)."""
     from collections import defaultdict
-
-    from fintune.data.leakage import ShingleIndex, jaccard
 
     if not texts:
         return []
@@ -429,9 +423,6 @@ def run_augment(input_path: str | Path, out: str | Path, teacher: Teacher, eval_
     teacher, params). The response cache defaults to ``<out>.cache`` beside it, outside the atomic output, so a failed
     run keeps its teacher work and a rerun resumes.
     """
-    from fintune.artifacts import atomic_output_dir, check_output_dir, hash_paths, write_manifest
-    from fintune.records import write_jsonl
-
     params = params or AugmentParams()
     out = check_output_dir(out, overwrite, inputs=[input_path, *eval_paths, cache_dir])
     input_path = Path(input_path)

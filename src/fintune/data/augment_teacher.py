@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import atomic_write_json
 from fintune.errors import FintuneError
 from fintune.http_retry import send_with_retries
 
@@ -77,8 +78,6 @@ class ResponseCache:
 
     def put(self, key: str, record: dict[str, Any]) -> None:
         """Store ``record`` under ``key`` atomically."""
-        from fintune.artifacts import atomic_write_json
-
         atomic_write_json(self._path(key), record)
 
     def __len__(self) -> int:

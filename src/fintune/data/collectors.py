@@ -30,9 +30,11 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import atomic_output_dir, atomic_write_json, check_output_dir, write_manifest
 from fintune.errors import FintuneError
 from fintune.http_retry import send_with_retries
-from fintune.records import Example
+from fintune.prices import fetch_yfinance
+from fintune.records import Example, write_jsonl
 from fintune.redact import redact
 
 API_KEY_ENV = "FINNHUB_API_KEY"
@@ -71,8 +73,6 @@ class FinnhubClient:
 
     def get(self, endpoint: str, **params: Any) -> Any:
         """GET ``{base_url}/{endpoint}`` with ``params`` (cached); returns the parsed JSON."""
-        from fintune.artifacts import atomic_write_json
-
         path = self._cache_path(endpoint, params)
         if path.exists():
             try:
@@ -205,9 +205,6 @@ def collect_forecaster_inputs(tickers: Sequence[str], start: str, end: str, out:
 
     Prices start ``history_days`` before ``start`` so the first prompts have past weeks and indicators.
     """
-    from fintune.artifacts import atomic_output_dir, atomic_write_json, check_output_dir, write_manifest
-    from fintune.records import write_jsonl
-
     tickers = [t.strip().upper() for t in tickers if t.strip()]
     if not tickers:
         raise FintuneError("collect: no tickers given", "e.g. AAPL MSFT")
@@ -221,8 +218,6 @@ def collect_forecaster_inputs(tickers: Sequence[str], start: str, end: str, out:
         atomic_write_json(staging / "profiles.json", profiles)
         atomic_write_json(staging / "financials.json", financials)
         if with_prices:
-            from fintune.prices import fetch_yfinance
-
             first = (date.fromisoformat(start) - timedelta(days=history_days)).isoformat()
             last = (date.fromisoformat(end) + timedelta(days=8)).isoformat()  # the week after end has the label
             fetch_yfinance(tickers, start=first, end=last, cache_dir=staging / "prices")

@@ -18,8 +18,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fintune.data.registry import check_options, option
 from fintune.errors import FintuneError
-from fintune.records import Example
+from fintune.labels import FORECAST_BINS
+from fintune.prompts.parse import bin_to_text, parse_forecast
+from fintune.prompts.templates import render_messages
+from fintune.records import Example, iter_jsonl
 
 B_INST, E_INST = "[INST]", "[/INST]"
 B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
@@ -54,9 +58,6 @@ def split_llama2_prompt(prompt: str, where: str) -> tuple[str | None, str]:
 
 def label_to_bin(label: str, where: str) -> str:
     """A FinGPT label phrase (``up by 2-3%``, ``Down by more than 5%``, or a bin like ``U3``) to its bin."""
-    from fintune.labels import FORECAST_BINS
-    from fintune.prompts.parse import bin_to_text
-
     key = " ".join(str(label).strip().rstrip(".").lower().split())
     by_text = {bin_to_text(b): b for b in FORECAST_BINS}
     by_bin = {b.lower(): b for b in FORECAST_BINS}
@@ -76,8 +77,6 @@ def _period(period: str, where: str) -> tuple[str, str]:
 
 def fingpt_row_to_example(row: Mapping[str, Any], where: str, source: str = "fingpt_forecaster") -> Example:
     """One published row as an Example (text = user prompt body, label = bin, extra = answer/system/period)."""
-    from fintune.prompts.parse import parse_forecast
-
     missing = [c for c in COLUMNS if c not in row or row[c] is None or str(row[c]).strip() == ""]
     if missing:
         raise FintuneError(f"{where}: missing or empty field(s) {missing}", f"FinGPT rows need {list(COLUMNS)}")
@@ -142,8 +141,6 @@ def _tag_split_column(rows: list[dict[str, Any]], where: str) -> list[dict[str, 
 def _read_file(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        from fintune.records import iter_jsonl
-
         if suffix == ".json":
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -238,8 +235,6 @@ def example_messages(example: Example, system_prompt: str | None = None) -> list
 def convert_fingpt_rows(rows: Iterable[Mapping[str, Any]], template: str, tokenizer: Any = None,
                         where: str = "<rows>") -> list[dict[str, str]]:
     """Re-render published rows with another chat template: ``[{id, prompt, completion, label}]``."""
-    from fintune.prompts.templates import render_messages
-
     out = []
     for ex in import_fingpt_rows(rows, where):
         prompt, completion = render_messages(example_messages(ex), template, tokenizer)
@@ -249,8 +244,6 @@ def convert_fingpt_rows(rows: Iterable[Mapping[str, Any]], template: str, tokeni
 
 def load_fingpt_source(cfg: Any, task: str, labels: Sequence[str] | None) -> list[Example]:
     """Registry loader for ``name: fingpt_forecaster`` (``path``: exported rows; option ``split``)."""
-    from fintune.data.registry import check_options, option
-
     check_options(cfg, ["split"])
     if not cfg.path:
         raise FintuneError("source 'fingpt_forecaster': 'path' is required",

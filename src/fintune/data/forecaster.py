@@ -49,9 +49,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from fintune.data.collectors import read_financials, read_profiles
+from fintune.data.forecaster_answers import TeacherConfig, add_teacher_answers
+from fintune.data.indicators import compute_indicators, indicators_block
+from fintune.data.registry import check_options, option, require_path
+from fintune.data.stocknet import load_stocknet_tweets
 from fintune.errors import FintuneError
+from fintune.prices import load_prices
 from fintune.prompts.forecaster import SYSTEM_PROMPT  # noqa: F401 (re-exported: the builder's prompt)
-from fintune.records import Example
+from fintune.prompts.parse import bin_to_text, move_to_bin
+from fintune.records import Example, read_examples
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,8 +125,6 @@ class ForecasterBuild:
 
 def answer_for_label(bin_label: str) -> str:
     """The label-only target answer in FinGPT's format: ``[Prediction & Analysis]:\\nPrediction: Up by 2-3%``."""
-    from fintune.prompts.parse import bin_to_text
-
     return f"[Prediction & Analysis]:\nPrediction: {bin_to_text(bin_label).capitalize()}"
 
 
@@ -272,8 +277,6 @@ def build_forecaster_examples(news: Sequence[Example], prices: pd.DataFrame,
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from fintune.prompts.parse import move_to_bin
-
     opts = options or ForecasterOptions()
     min_weeks = opts.min_past_weeks or opts.past_weeks
     grouped, duplicates = _group_news(news)
@@ -396,8 +399,6 @@ def _build_one(ticker: str, week: Any, weeks: dict[Any, tuple[str, str, float]],
 
 
 def _indicator_block(ticker: str, asof: str, prices: pd.DataFrame, cache: dict[str, Any]) -> str:
-    from fintune.data.indicators import compute_indicators, indicators_block
-
     if ticker not in cache:
         one = prices[prices["ticker"] == ticker].set_index("date")["adj_close"]
         cache[ticker] = compute_indicators(one)  # causal: row t uses closes <= t only (tested)
@@ -422,11 +423,6 @@ def build_forecaster_source(cfg: SourceConfig) -> ForecasterBuild:
     :class:`ForecasterOptions` fields, ``tickers``, ``profiles`` (TSV or JSON), ``financials`` (JSON) and
     ``teacher`` (see :mod:`fintune.data.forecaster_answers`).
     """
-    from fintune.data.collectors import read_financials, read_profiles
-    from fintune.data.registry import check_options, option, require_path
-    from fintune.prices import load_prices
-    from fintune.records import read_examples
-
     check_options(cfg, SOURCE_OPTIONS)
     root = require_path(cfg, "StockNet folder" if cfg.name == "stocknet" else "news JSONL file")
     tickers = option(cfg, "tickers")
@@ -441,8 +437,6 @@ def build_forecaster_source(cfg: SourceConfig) -> ForecasterBuild:
         return path if path is not None and path.exists() else None
 
     if cfg.name == "stocknet":
-        from fintune.data.stocknet import load_stocknet_tweets
-
         base = root if root.is_dir() else root.parent
         news = load_stocknet_tweets(root)
         source_name = "stocknet-forecaster"
@@ -472,8 +466,6 @@ def build_forecaster_source(cfg: SourceConfig) -> ForecasterBuild:
     build.report["price_issues"] = {k: len(v) for k, v in prices.attrs.get("issues", {}).items()}
     teacher = option(cfg, "teacher")
     if teacher:
-        from fintune.data.forecaster_answers import TeacherConfig, add_teacher_answers
-
         build.report["teacher"] = add_teacher_answers(build.examples, TeacherConfig.from_options(teacher))
     return build
 

@@ -27,8 +27,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from fintune.data.augment_teacher import ResponseCache, TeacherRequest, make_teacher
 from fintune.errors import FintuneError
 from fintune.prompts.forecaster import SYSTEM_PROMPT
+from fintune.prompts.parse import bin_to_text, parse_forecast
 from fintune.records import Example
 
 BLIND_SYSTEM = (
@@ -75,8 +77,6 @@ class TeacherConfig:
 
 def teacher_messages(example: Example, label_aware: bool) -> list[dict[str, str]]:
     """What the teacher is asked: blind (sections only) or FinGPT's label-aware rationalisation."""
-    from fintune.prompts.parse import bin_to_text
-
     text = example.text
     cut = text.rfind(_PROMPT_TAIL)
     if cut < 0:
@@ -97,8 +97,6 @@ def teacher_messages(example: Example, label_aware: bool) -> list[dict[str, str]
 def kept_answer(raw: str | None, label: str, label_aware: bool) -> str | None:
     """The training answer built from a teacher response, or None when the response must be rejected."""
     import re
-
-    from fintune.prompts.parse import bin_to_text, parse_forecast
 
     if not raw or not raw.strip():
         return None
@@ -130,8 +128,6 @@ def add_teacher_answers(examples: list[Example], cfg: TeacherConfig) -> dict[str
     Raises:
         FintuneError: the teacher cannot be reached (cached answers are kept; rerun to resume).
     """
-    from fintune.data.augment_teacher import ResponseCache, TeacherRequest, make_teacher
-
     endpoint = {}
     if cfg.teacher.startswith("openai:"):
         endpoint = {"base_url": cfg.base_url, "requests_per_minute": cfg.requests_per_minute,

@@ -39,6 +39,8 @@ from fintune.data.splits import SPLITS, date_bounds, split_examples
 from fintune.errors import FintuneError
 from fintune.labels import canonical_map, labels_for_task
 from fintune.model_ids import resolve_model
+from fintune.prompts.tasks import build_messages
+from fintune.prompts.templates import render_messages
 from fintune.recipe import DataConfig, Recipe, SourceConfig, recipe_to_dict
 from fintune.records import Example
 from fintune.run import TaskSpec, read_run
@@ -164,9 +166,6 @@ def render_rows(examples: list[Example], recipe: Recipe, tokenizer: Any = None,
                 desc: str = "render") -> list[dict[str, Any]]:
     """One output row per example: the record columns plus messages / prompt / completion."""
     from tqdm.auto import tqdm
-
-    from fintune.prompts.tasks import build_messages
-    from fintune.prompts.templates import render_messages
 
     data = recipe.data
     default_labels = labels_for_task(data.task, data.labels, data.canonical_labels)

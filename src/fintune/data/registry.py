@@ -16,7 +16,7 @@ from typing import Any
 from fintune.errors import FintuneError
 from fintune.labels import labels_for_task
 from fintune.recipe import SourceConfig
-from fintune.records import Example
+from fintune.records import Example, check_strings
 
 Loader = Callable[[SourceConfig, str, "tuple[str, ...] | None"], list[Example]]
 
@@ -142,8 +142,6 @@ def read_text(path: Path, encoding: str = "utf-8", legacy: str | None = None) ->
 def require_text(value: Any, where: str, field: str) -> str:
     """A text field as a stripped string: a number, dict or list (which ``str()`` would turn into training text
     like ``"{'a': 1}"``), an empty string or a lone surrogate is an error naming ``where`` and ``field``."""
-    from fintune.records import check_strings
-
     if not isinstance(value, str):
         raise FintuneError(f"{where}: field '{field}' must be a string, got {type(value).__name__} "
                            f"{str(value)[:40]!r}", "quote the text or fix the field")

@@ -21,10 +21,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fintune.artifacts import atomic_output_dir, atomic_write_text, hash_paths, write_manifest
 from fintune.data import synth_grammar as G
 from fintune.errors import FintuneError
-from fintune.labels import SENTIMENT
-from fintune.records import Example
+from fintune.labels import SENTIMENT, canonical_map, normalize_label
+from fintune.records import Example, read_examples, write_jsonl
 
 if TYPE_CHECKING:
     from fintune.recipe import SourceConfig
@@ -325,17 +326,12 @@ def synth_prices(examples: Sequence[Example], universe: Sequence[dict[str, str]]
 
 def write_price_csv(path: str | Path, rows: Sequence[PriceRow]) -> None:
     """One ticker's rows as a StockNet-layout CSV (``Adj Close`` = ``Close``: no splits or dividends), atomically."""
-    from fintune.artifacts import atomic_write_text
-
     lines = [_PRICE_HEADER] + [f"{d},{o:.6f},{h:.6f},{lo:.6f},{c:.6f},{c:.6f},{v}" for d, o, h, lo, c, v in rows]
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def write_synth(out: str | Path, params: SynthParams, prices: bool = False, overwrite: bool = False) -> Path:
     """Generate and write ``examples.jsonl`` (+ ``prices/<TICKER>.csv``) and ``manifest.json`` to ``out`` atomically."""
-    from fintune.artifacts import atomic_output_dir, hash_paths, write_manifest
-    from fintune.records import write_jsonl
-
     examples, universe = generate_synth(params)
     with atomic_output_dir(out, overwrite=overwrite) as stage:
         write_jsonl(stage / "examples.jsonl", examples)
@@ -411,13 +407,9 @@ def load_synth_source(cfg: SourceConfig, task: str, labels: Sequence[str] | None
     it generates from ``options`` (see :class:`SynthParams`). Only the sentiment task
     with the negative/neutral/positive label set is supported.
     """
-    from fintune.labels import normalize_label
-    from fintune.records import read_examples
-
     where = f"sources[{cfg.name}]"
     if task != "sentiment":
         raise FintuneError(f"{where}: synth produces sentiment examples, not task '{task}'", "set data.task: sentiment")
-    from fintune.labels import canonical_map
 
     declared = labels if labels else SENTIMENT
     meaning = {v: k for k, v in canonical_map("sentiment", declared).items()}  # positive -> bullish, ...

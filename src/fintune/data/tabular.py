@@ -28,7 +28,8 @@ from typing import Any
 
 from fintune.data.registry import check_options, option, read_text, require_path
 from fintune.errors import FintuneError
-from fintune.labels import normalize_label
+from fintune.labels import SENTIMENT, normalize_label
+from fintune.prompts.parse import parse_label, parse_structured
 from fintune.recipe import SourceConfig
 from fintune.records import CSV_FIELD_LIMIT, Example, check_strings, iter_jsonl
 
@@ -256,9 +257,6 @@ INSTRUCTION_COLUMNS = ("instruction", "input", "output")
 
 def _alpaca_label(output: Any, labels: Sequence[str], where: str) -> tuple[str, dict[str, Any]]:
     """``(raw label, extra)`` from an instruction row's answer: its SENTIMENT line, or a single label word."""
-    from fintune.labels import SENTIMENT
-    from fintune.prompts.parse import parse_label, parse_structured
-
     text = "" if _is_missing(output) else str(output)
     accepted = tuple(dict.fromkeys([*labels, *SENTIMENT]))  # canonical names load into a declared vocabulary
     parsed = parse_structured(text, accepted)

@@ -20,12 +20,32 @@ from typing import Any
 
 import numpy as np
 
+from fintune.artifacts import (
+    atomic_output_dir,
+    atomic_write_json,
+    check_output_dir,
+    hash_paths,
+    write_manifest,
+)
+from fintune.data.prepare import prepare_data, read_prepared
 from fintune.errors import FintuneError
-from fintune.evaluate.calibration import choose_temperature
+from fintune.evaluate import plots
+from fintune.evaluate.baselines import majority_predictions, tfidf_predictions
+from fintune.evaluate.calibration import calibration_metrics, choose_temperature
+from fintune.evaluate.forecast import (
+    direction_intervals,
+    example_rouge,
+    forecast_baselines,
+    forecast_metrics,
+    thinking_summary,
+)
+from fintune.evaluate.metrics import classification_metrics, unlabelled_summary
 from fintune.predict.predictor import Predictor
 from fintune.predict.rows import predictions_from_scores, softmax_rows
 from fintune.predict.stats import InferenceStats
-from fintune.records import INVALID
+from fintune.prompts.parse import parse_forecast
+from fintune.recipe import load_recipe
+from fintune.records import INVALID, write_jsonl
 from fintune.run import SCORABLE_FORMATS, TaskSpec, read_run
 
 
@@ -51,15 +71,10 @@ class EvalData:
 
 def load_eval_data(data: str | Path, workdir: str | Path | None = None, tokenizer: Any = None) -> EvalData:
     """Read a prepared dataset directory, or prepare a recipe into ``workdir/data`` first."""
-    from fintune.artifacts import hash_paths
-    from fintune.data.prepare import prepare_data, read_prepared
-
     path = Path(data)
     if not path.exists():
         raise FintuneError(f"--data {data}: not found", "give a directory written by `fintune data` or a recipe")
     if path.is_file():
-        from fintune.recipe import load_recipe
-
         if workdir is None:
             raise FintuneError(f"--data {data}: a recipe needs an output directory to prepare into")
         path = Path(prepare_data(load_recipe(path), Path(workdir) / "data", tokenizer=tokenizer))
@@ -166,8 +181,6 @@ def evaluate_predictor(predictor: Predictor, data: EvalData, split: str = "test"
     metrics = compute_metrics(preds, data, split, mode, bootstrap_samples, seed, calibration)
     metrics["speed"] = stats.summary()
     if mode == "generate":
-        from fintune.evaluate.forecast import thinking_summary
-
         metrics["thinking"] = thinking_summary(preds)
         # generated_tokens / tokens_per_s count every generated token, reasoning included
         metrics["speed"]["includes_thinking_tokens"] = True
@@ -185,8 +198,6 @@ def _split_rows(data: EvalData, split: str, limit: int | None) -> list[dict[str,
 def compute_metrics(preds: Sequence[Any], data: EvalData, split: str, mode: str, bootstrap_samples: int = 1000,
                     seed: int = 0, calibration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every metric the predictions support: classification (+ calibration in score mode) or forecaster."""
-    from fintune.evaluate.metrics import classification_metrics, unlabelled_summary
-
     out: dict[str, Any] = {"task": data.task, "format": data.fmt, "mode": mode, "split": split, "n": len(preds),
                            "labels": list(data.labels or [])}
     labelled = [p for p in preds if p.gold]
@@ -208,8 +219,6 @@ def compute_metrics(preds: Sequence[Any], data: EvalData, split: str, mode: str,
 
 
 def _calibration(preds: Sequence[Any], labels: list[str], calibration: dict[str, Any]) -> dict[str, Any]:
-    from fintune.evaluate.calibration import calibration_metrics
-
     logits = np.array([[(p.label_logprobs or {})[lab] for lab in labels] for p in preds])
     gold = [p.gold for p in preds]
     t = float(calibration.get("temperature") or 1.0)
@@ -219,14 +228,6 @@ def _calibration(preds: Sequence[Any], labels: list[str], calibration: dict[str,
 
 
 def _forecast(preds: Sequence[Any], data: EvalData, bootstrap_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    from fintune.evaluate.forecast import (
-        direction_intervals,
-        example_rouge,
-        forecast_baselines,
-        forecast_metrics,
-    )
-    from fintune.prompts.parse import parse_forecast
-
     by_id = {str(r["id"]): r for rows in data.splits.values() for r in rows or []}
     # previous period's move: the same ticker's example whose week ends where this one's starts
     week_move = {(r.get("ticker"), (r.get("extra") or {}).get("week_end")): (r.get("extra") or {}).get(
@@ -258,8 +259,6 @@ def _forecast(preds: Sequence[Any], data: EvalData, bootstrap_samples: int = 100
 def baseline_predictions(baseline: str, data: EvalData, split: str = "test",
                          limit: int | None = None, seed: int = 0) -> list[Any]:
     """Predictions of the majority-class or TF-IDF + LR baseline (trained on the train split)."""
-    from fintune.evaluate.baselines import majority_predictions, tfidf_predictions
-
     rows = _split_rows(data, split, limit)
     if not data.labels:
         raise FintuneError(f"baseline {baseline}: task '{data.task}' has no label set")
@@ -273,10 +272,6 @@ def baseline_predictions(baseline: str, data: EvalData, split: str = "test",
 
 def write_eval_outputs(out_dir: Path, preds: Sequence[Any], metrics: dict[str, Any]) -> None:
     """predictions.jsonl, metrics.json, calibration.json and the plots, into an (already staged) directory."""
-    from fintune.artifacts import atomic_write_json
-    from fintune.evaluate import plots
-    from fintune.records import write_jsonl
-
     write_jsonl(out_dir / "predictions.jsonl", preds)
     cls = metrics.get("classification")
     if cls:
@@ -339,8 +334,6 @@ def run_eval(run_or_model: str | None, data: str | Path, out: str | Path, mode: 
         baseline: ``majority`` | ``tfidf`` | ``zero-shot`` (the base model of ``run_or_model``).
         backend: ``torch`` or ``vllm`` (the same predictions schema).
     """
-    from fintune.artifacts import atomic_output_dir, check_output_dir, write_manifest
-
     args = {k: v for k, v in locals().items() if k not in ("atomic_output_dir", "write_manifest", "check_output_dir")}
     args["data"], args["out"] = str(data), str(out)
     if baseline not in (None, "majority", "tfidf", "zero-shot"):
@@ -356,7 +349,6 @@ def run_eval(run_or_model: str | None, data: str | Path, out: str | Path, mode: 
     if not Path(data).exists():  # before any model is loaded
         raise FintuneError(f"--data {data}: not found", "give a `fintune data` directory or a recipe YAML")
     if Path(data).is_file():  # a recipe: validate it now (preparing it may need the model's tokenizer)
-        from fintune.recipe import load_recipe
 
         load_recipe(data)
     run_spec = None

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fintune.errors import FintuneError
+from fintune.records import Prediction
 
 BASELINES = ("majority", "tfidf", "zero-shot")
 
@@ -27,8 +28,6 @@ def _labelled_train(train_rows: Sequence[dict[str, Any]], name: str) -> tuple[li
 def majority_predictions(train_rows: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]],
                          labels: Sequence[str]) -> list[Any]:
     """Predict the train split's most frequent label for every row (ties: first in label order)."""
-    from fintune.records import Prediction
-
     _, y = _labelled_train(train_rows, "majority")
     counts = Counter(y)
     best = max(labels, key=lambda lab: (counts.get(lab, 0), -list(labels).index(lab)))
@@ -47,8 +46,6 @@ def tfidf_predictions(train_rows: Sequence[dict[str, Any]], rows: Sequence[dict[
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from threadpoolctl import threadpool_limits
-
-    from fintune.records import Prediction
 
     x, y = _labelled_train(train_rows, "tfidf")
     unknown = sorted(set(y) - set(labels))

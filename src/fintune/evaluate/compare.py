@@ -14,8 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import (
+    atomic_output_dir,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    write_manifest,
+)
 from fintune.errors import FintuneError
-from fintune.records import INVALID
+from fintune.evaluate import plots as P
+from fintune.evaluate.compare_forecast import forecast_comparison, is_forecaster, render_forecast_markdown
+from fintune.records import INVALID, iter_jsonl, read_predictions
+from fintune.run import read_run
 
 
 @dataclass
@@ -37,9 +47,6 @@ def _eval_dir(path: Path) -> Path:
 
 
 def _train_log(eval_dir: Path, run_path: Path) -> list[dict[str, Any]]:
-    from fintune.records import iter_jsonl
-    from fintune.run import read_run
-
     candidates = [run_path / "metrics.jsonl", eval_dir.parent / "metrics.jsonl"]
     if (eval_dir / "manifest.json").exists():
         parent = read_run(eval_dir).parent_run
@@ -53,8 +60,6 @@ def _train_log(eval_dir: Path, run_path: Path) -> list[dict[str, Any]]:
 
 def load_run(path: str | Path) -> RunResult:
     """Read one run's metrics.json, predictions.jsonl and training log (one-line errors for bad files)."""
-    from fintune.records import read_predictions
-
     run_path = Path(path)
     if not run_path.is_dir():
         raise FintuneError(f"{run_path}: not a directory", "give eval output or run directories")
@@ -226,8 +231,6 @@ def render_html(rows: list[dict[str, Any]], deltas: dict[str, dict[str, Any]], p
 
 
 def _plots(runs: list[RunResult], rows: list[dict[str, Any]], out: Path) -> list[str]:
-    from fintune.evaluate import plots as P
-
     written = []
     curves: dict[str, tuple[list[float], list[float]]] = {}
     for run in runs:
@@ -263,15 +266,6 @@ def run_compare(runs: Sequence[str | Path], out: str | Path | None, bootstrap_sa
     When every run was evaluated on forecaster data, comparison.md is the six-metric forecaster table
     (:mod:`fintune.evaluate.compare_forecast`) and comparison.json holds it under ``forecast``.
     """
-    from fintune.artifacts import (
-        atomic_output_dir,
-        atomic_write_json,
-        atomic_write_text,
-        check_output_dir,
-        write_manifest,
-    )
-    from fintune.evaluate.compare_forecast import forecast_comparison, is_forecaster, render_forecast_markdown
-
     if not runs:
         raise FintuneError("compare: give at least one run directory")
     loaded = [load_run(r) for r in runs]

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fintune.evaluate.forecast import bootstrap_rate, paired_difference
+from fintune.evaluate.forecast import _direction, bootstrap_rate, paired_difference
+from fintune.prompts.parse import bin_midpoint
 from fintune.records import INVALID
 
 ROUGE_KEYS = (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"))
@@ -39,8 +40,6 @@ def _last(log: list[dict[str, Any]], key: str) -> tuple[float | None, int | None
 
 
 def _truth(pred: Any) -> float | None:
-    from fintune.prompts.parse import bin_midpoint
-
     if pred.extra.get("actual_move") is not None:
         return float(pred.extra["actual_move"])
     return bin_midpoint(pred.gold) if pred.gold and pred.gold != INVALID else None
@@ -48,8 +47,6 @@ def _truth(pred: Any) -> float | None:
 
 def _per_example(run: Any) -> dict[str, dict[str, Any]]:
     """id -> direction hit, squared error (parsed outputs only) and ROUGE scores (when eval stored them)."""
-    from fintune.evaluate.forecast import _direction
-
     out: dict[str, dict[str, Any]] = {}
     for p in run.predictions:
         if not p.gold:

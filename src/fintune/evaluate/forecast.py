@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from fintune.prompts.parse import bin_midpoint
 from fintune.records import INVALID
 
 SECTIONS = ("positive_developments", "potential_concerns", "analysis")
@@ -108,8 +109,6 @@ def forecast_metrics(gold_bins: Sequence[str], pred_bins: Sequence[str],
         actual_moves: actual signed % move per example when prices are known (``None`` entries allowed).
         pred_sections / ref_sections: parsed sections of the generated and the reference answers.
     """
-    from fintune.prompts.parse import bin_midpoint
-
     n = len(gold_bins)
     valid = [p != INVALID for p in pred_bins]
     hits = [_direction(p) == _direction(g) for p, g in zip(pred_bins, gold_bins, strict=True)]

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from fintune.errors import FintuneError
+from fintune.predict import parse_generated
+from fintune.prompts.parse import bin_to_text
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
 _TICKER = re.compile(r"\$?\b[A-Z]{2,5}\b")
@@ -87,8 +89,6 @@ def repetition(text: str, n: int = 3) -> float:
 def derivable_numbers(label: str | None, fmt: str) -> list[float]:
     """Numbers an answer may state without them being in the input: a forecast bin's bounds (``U3`` -> 2, 3)."""
     if fmt == "forecaster" and label and label[0] in "UD":
-        from fintune.prompts.parse import bin_to_text
-
         try:
             return extract_numbers(bin_to_text(label))
         except FintuneError:
@@ -98,8 +98,6 @@ def derivable_numbers(label: str | None, fmt: str) -> list[float]:
 
 def score_answer(answer: str, source: str, fmt: str, labels: Sequence[str] | None = None) -> dict[str, Any]:
     """Every rubric metric for one generated answer to the input ``source``."""
-    from fintune.predict import parse_generated
-
     parsed = parse_generated(answer, fmt, labels)
     label = parsed.get("label") if parsed else None
     return {

@@ -22,7 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import (
+    atomic_output_dir,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    hash_paths,
+    write_manifest,
+)
+from fintune.data.prepare import prepare_data, read_prepared
 from fintune.errors import FintuneError
+from fintune.evaluate import compute_metrics, load_eval_data
+from fintune.evaluate.anchors import MISSING, SOURCES, anchor_columns, lookup
+from fintune.predict.predictor import Predictor
+from fintune.predict.rows import generation_prompt, predictions_from_generations
+from fintune.predict.stats import InferenceStats
+from fintune.prompts.parse import parse_entities
+from fintune.prompts.tasks import NER_TYPES
+from fintune.recipe import validate_recipe_dict
+from fintune.records import write_jsonl
+from fintune.run import read_run
 
 
 @dataclass(frozen=True)
@@ -88,8 +107,6 @@ def suite_tasks(suite: str = "flare", tasks: Sequence[str] | None = None,
 
 def suite_recipe(task: SuiteTask, model: str, template: str = "auto") -> Any:
     """A validated Recipe whose data block prepares ``task`` (model only names the tokenizer for ``auto``)."""
-    from fintune.recipe import validate_recipe_dict
-
     # only the test split is scored: rendering one train row instead of tens of thousands keeps the suite fast
     data = {**task.data, "template": template, "max_train_examples": 1}
     return validate_recipe_dict({"name": f"suite-{task.key}", "model_name_or_path": model, "data": data},
@@ -139,9 +156,6 @@ def ner_metrics(rows: Sequence[dict[str, Any]], texts: Sequence[str]) -> tuple[d
     """
     from seqeval.metrics import f1_score, precision_score, recall_score
     from seqeval.scheme import IOB2
-
-    from fintune.prompts.parse import parse_entities
-    from fintune.prompts.tasks import NER_TYPES
 
     gold_tags, pred_tags, per_row = [], [], []
     invalid = unplaced = predicted = 0
@@ -195,9 +209,6 @@ def headline_metrics(rows: Sequence[dict[str, Any]], preds: Sequence[Any]) -> di
 
 def _seen_in_training(run_or_model: str) -> tuple[set[str], set[tuple[str, str]]] | None:
     """Ids and (text, question) pairs of a run's training split, when its manifest points to prepared data."""
-    from fintune.data.prepare import read_prepared
-    from fintune.run import read_run
-
     path = Path(run_or_model)
     if not (path / "manifest.json").exists():
         return None
@@ -224,11 +235,6 @@ def evaluate_task(model: Any, tokenizer: Any, task: SuiteTask, data_dir: Path, l
                   max_new_tokens: int = 96, seed: int = 0, model_name: str = "", progress: bool = True,
                   template: str | None = None) -> tuple[list[Any], dict[str, Any]]:
     """Evaluate one prepared suite task with a loaded model; returns (predictions, metrics)."""
-    from fintune.evaluate import compute_metrics, load_eval_data
-    from fintune.predict.predictor import Predictor
-    from fintune.predict.rows import generation_prompt, predictions_from_generations
-    from fintune.predict.stats import InferenceStats
-
     ev = load_eval_data(data_dir)
     if template:
         ev.template = template
@@ -281,18 +287,6 @@ def run_suite(run_or_model: str, out: str | Path, suite: str = "flare", tasks: S
         limit: first N test rows per task (``None`` = full test sets); printed in the table.
         data_root: folder holding the shared datasets (default ``$FINTUNE_DATA`` or ``../shared/data``).
     """
-    from fintune.artifacts import (
-        atomic_output_dir,
-        atomic_write_json,
-        atomic_write_text,
-        check_output_dir,
-        hash_paths,
-        write_manifest,
-    )
-    from fintune.data.prepare import prepare_data
-    from fintune.predict.predictor import Predictor
-    from fintune.records import write_jsonl
-
     if limit is not None and limit < 1:
         raise FintuneError(f"--limit {limit}: must be >= 1", "omit it to use the full test sets")
     check_output_dir(out, overwrite, inputs=[data_root], runs=[run_or_model])
@@ -339,8 +333,6 @@ def _fmt(value: float | None) -> str:
 
 def suite_table(summary: dict[str, Any], tasks: Sequence[SuiteTask]) -> str:
     """Markdown: one row per (task, metric), this model's value with n, the anchors beside it, footnotes."""
-    from fintune.evaluate.anchors import MISSING, SOURCES, anchor_columns, lookup
-
     cols = anchor_columns()
     marks = {key: i + 1 for i, key in enumerate(SOURCES)}
     limit = summary.get("limit")

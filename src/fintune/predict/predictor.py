@@ -23,6 +23,7 @@ from fintune.predict.rows import (
     predictions_from_scores,
 )
 from fintune.predict.stats import InferenceStats
+from fintune.predict.vllm_backend import VllmBackend, check_vllm_run
 from fintune.prompts.tokenize import encode_text
 from fintune.records import Prediction
 from fintune.run import SCORABLE_FORMATS, TaskSpec
@@ -114,8 +115,6 @@ class Predictor:
             if backend == "torch":
                 backend = TorchBackend(model, tokenizer)
             elif backend == "vllm":
-                from fintune.predict.vllm_backend import VllmBackend
-
                 backend = VllmBackend.for_predictor(self)
             else:
                 raise FintuneError(f"--backend {backend!r}: unknown backend", f"use one of {list(BACKENDS)}")
@@ -135,8 +134,6 @@ class Predictor:
         if backend not in BACKENDS:
             raise FintuneError(f"--backend {backend!r}: unknown backend", f"use one of {list(BACKENDS)}")
         if backend == "vllm":
-            from fintune.predict.vllm_backend import check_vllm_run
-
             check_vllm_run(run_or_model)  # before spending time on weights
         set_inference_threads(threads)
         model, tokenizer, info = load_for_inference(run_or_model, dtype=dtype,

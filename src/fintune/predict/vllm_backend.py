@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fintune.artifacts import atomic_output_dir
 from fintune.errors import FintuneError
 from fintune.models import fintune_home, is_adapter_dir, resolve_model
 from fintune.predict.stats import InferenceStats
@@ -63,8 +64,6 @@ def merged_base_dir(predictor: Any) -> str:
     key = hashlib.sha256(json.dumps([base, merged]).encode()).hexdigest()[:16]
     out = fintune_home() / "vllm-bases" / key
     if not (out / "config.json").exists():
-        from fintune.artifacts import atomic_output_dir
-
         model = predictor.model.get_base_model() if hasattr(predictor.model, "get_base_model") else predictor.model
         with atomic_output_dir(out) as staging:
             model.save_pretrained(str(staging))

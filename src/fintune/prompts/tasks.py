@@ -34,6 +34,7 @@ from typing import Any
 
 from fintune.errors import FintuneError
 from fintune.labels import HEADLINE_ANSWERS, SENTIMENT
+from fintune.prompts.parse import bin_to_text, confidence_value, parse_forecast
 from fintune.records import Example
 
 FORMATS = ("structured", "label", "forecaster", "ner", "headlines", "text")
@@ -97,8 +98,6 @@ def answer_text(label: str, fmt: str, extra: dict[str, Any] | None = None) -> st
         lines = [f"SENTIMENT: {label}"]
         conf = extra.get("confidence")
         if conf is not None:
-            from fintune.prompts.parse import confidence_value
-
             stated = confidence_value(conf)
             if stated is None:
                 raise FintuneError(f"extra['confidence']: must be a number in [0, 1] or LOW/MEDIUM/HIGH, got {conf!r}")
@@ -110,8 +109,6 @@ def answer_text(label: str, fmt: str, extra: dict[str, Any] | None = None) -> st
             lines.append(f"ANALYSIS: {analysis.strip()}")
         return "\n".join(lines)
     if fmt == "forecaster":
-        from fintune.prompts.parse import bin_to_text, parse_forecast
-
         answer = extra.get("answer")
         if isinstance(answer, str) and answer.strip():
             parsed = parse_forecast(answer)
@@ -135,8 +132,6 @@ def _has_answer(example: Example, fmt: str) -> bool:
 
 
 def _check_forecast_answer(example: Example, label: str) -> None:
-    from fintune.prompts.parse import parse_forecast
-
     answer = example.extra.get("answer")
     if answer is None:
         return

@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import (
+    atomic_output_dir,
+    atomic_write_text,
+    check_output_dir,
+    sha256_file,
+    write_manifest,
+)
+from fintune.errors import FintuneError
 from fintune.report import sections as S
+from fintune.report.answers import answers_section
 from fintune.report.runs import Run, discover_runs, eval_label, is_baseline
 
 CSS = """
@@ -97,8 +106,6 @@ def render_report(runs: Sequence[Run], title: str = "fintune report", bootstrap_
                   commands: Sequence[str] | None = None, banner: str | None = None) -> str:
     """The whole HTML page for already discovered runs (``commands``: how to reproduce it; ``banner``: a notice
     shown first, e.g. that the data is synthetic)."""
-    from fintune.report.answers import answers_section
-
     by = {kind: [r for r in runs if r.kind == kind] for kind in ("synth", "data", "train", "eval", "analyze",
                                                                    "backtest")}
     body = {
@@ -146,21 +153,11 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "fin
     Returns:
         The path of ``report.html``.
     """
-    from fintune.artifacts import (
-        atomic_output_dir,
-        atomic_write_text,
-        check_output_dir,
-        sha256_file,
-        write_manifest,
-    )
-
     check_output_dir(out, overwrite, runs=paths)
     runs = discover_runs(list(paths))
     out = Path(out)
     inside = [r.name for r in runs if out.resolve() == r.path.resolve()]
     if inside:
-        from fintune.errors import FintuneError
-
         raise FintuneError(f"--out {out} is one of the runs being reported ({inside[0]})", "choose another --out")
     page = render_report(runs, title, bootstrap_samples, commands, banner)
     hashes: dict[str, Any] = {}

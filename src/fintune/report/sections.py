@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fintune.data.prepare import read_prepared
+from fintune.records import iter_jsonl, read_predictions
 from fintune.report import plots
 from fintune.report.runs import Run, eval_label, is_baseline
 from fintune.run import AnalyzeManifest, DataManifest, SynthManifest, TrainManifest, read_run
@@ -134,8 +136,6 @@ def dataset_section(data_runs: Sequence[Run], synth_runs: Sequence[Run]) -> str:
 
 def read_log(path: Path) -> list[dict[str, Any]]:
     """Rows of a ``metrics.jsonl`` training log (a broken line is a one-line error)."""
-    from fintune.records import iter_jsonl
-
     return [row for _, row in iter_jsonl(path) if isinstance(row, dict)] if path.is_file() else []
 
 
@@ -247,7 +247,6 @@ def texts_for(run: Run) -> dict[str, str]:
     data = run.metrics.get("data")
     if not data or not (Path(data) / "manifest.json").is_file():
         return {}
-    from fintune.data.prepare import read_prepared
 
     rows = read_prepared(data).get(str(run.metrics.get("split") or "test")) or []
     return {str(r["id"]): str(r["text"]) for r in rows}
@@ -255,8 +254,6 @@ def texts_for(run: Run) -> dict[str, str]:
 
 def examples_section(eval_runs: Sequence[Run], k: int = 6) -> str:
     """The most confident right and wrong predictions of each fine-tuned model, with label probabilities."""
-    from fintune.records import read_predictions
-
     parts = []
     for run in [r for r in ordered_evals(eval_runs) if not is_baseline(r)]:
         preds = [p for p in read_predictions(run.file("predictions.jsonl")) if p.gold]
@@ -293,8 +290,6 @@ def _analyze_inputs(run: Run) -> dict[str, str]:
 
 def analyze_section(analyze_runs: Sequence[Run], max_rows: int = 25) -> str:
     """New texts analysed by a run: predicted label, calibrated confidence and probabilities (first rows)."""
-    from fintune.records import read_predictions
-
     parts = []
     for run in analyze_runs:
         texts = _analyze_inputs(run)

@@ -17,6 +17,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from fintune.data.prepare import MIX_TASK
 from fintune.errors import FintuneError
 from fintune.recipe import Recipe
 
@@ -49,7 +50,6 @@ def task_metric(recipe: Recipe) -> str | None:
 
 def validation_data(data_dir: str | Path) -> Any:
     """The prepared validation rows of the data block's own task, as ``EvalData`` for ``evaluate_rows``."""
-    from fintune.data.prepare import MIX_TASK
     from fintune.evaluate import load_eval_data
 
     ev = load_eval_data(data_dir)

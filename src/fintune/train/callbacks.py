@@ -10,6 +10,7 @@ from typing import Any
 
 from transformers import Trainer, TrainerCallback
 
+from fintune.artifacts import atomic_write_bytes, atomic_write_text
 from fintune.train.collate import answer_only_loss
 
 
@@ -31,8 +32,6 @@ class MetricsJsonlCallback(TrainerCallback):
 
 def write_metrics_jsonl(path: str | Path, log_history: list[dict[str, Any]]) -> None:
     """Rewrite ``metrics.jsonl`` atomically from the Trainer's full log history (survives resumes cleanly)."""
-    from fintune.artifacts import atomic_write_text
-
     lines = [json.dumps(r) for r in log_history]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
@@ -43,8 +42,6 @@ def plot_loss_curve(log_history: list[dict[str, Any]], out: str | Path, title: s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fintune.artifacts import atomic_write_bytes
 
     train = [(r["step"], r["loss"]) for r in log_history if "loss" in r and "step" in r]
     evals = [(r["step"], r["eval_loss"]) for r in log_history if "eval_loss" in r and "step" in r]

@@ -68,6 +68,8 @@ from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
+from fintune.model_ids import resolve_model
+from fintune.train.distributed import current_layout, parallel_layout
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 NF4_BLOCKSIZE = 64
@@ -139,16 +141,12 @@ def format_bytes(n: float) -> str:
 
 
 def resolve_model_source(name_or_path: str) -> str:
-    """A directory holding ``config.json`` as given, else what ``fintune.models.resolve_model`` makes of the name
-    (an alias's cached directory or a hub id); a directory without config.json is a one-line error."""
+    """A directory holding ``config.json`` as given, else what :func:`fintune.model_ids.resolve_model` makes of the
+    name (an alias's cached directory or a hub id); a directory without config.json is a one-line error."""
     path = Path(name_or_path).expanduser()
     if (path / "config.json").exists():
         return str(path)
-    try:
-        from fintune.models import resolve_model
-    except ImportError:
-        resolve_model = None
-    if resolve_model is None or path.exists():
+    if path.exists():
         raise FintuneError(f"model_name_or_path '{name_or_path}': no config.json there",
                            "point it at a local model directory (a directory with only config.json is enough)")
     return resolve_model(name_or_path)
@@ -444,8 +442,6 @@ def plan(recipe: Any, budget: int | str | None = None, device: str = "cuda", log
     ``num_processes`` / ``config`` (an accelerate config: ``ddp``, ``zero2``, ``zero3``, ``fsdp`` or a YAML path)
     make every memory figure per device of that launch (see :func:`fintune.train.distributed.parallel_layout`).
     """
-    from fintune.train.distributed import parallel_layout
-
     sharding, n = parallel_layout(config, num_processes)
     shape, counts, settings = _plan_inputs(recipe, device, logits_fraction)
     settings = _replace(settings, num_processes=n, sharding=sharding)
@@ -542,7 +538,6 @@ def explain_oom(recipe: Any, exc: BaseException, device: str | None = None) -> s
         shape, counts, settings = _plan_inputs(recipe, device)
     except FintuneError as err:
         return f"out of memory ({what}); the plan could not be computed: {err.one_line()}"
-    from fintune.train.distributed import current_layout
 
     sharding, n = current_layout()
     settings = _replace(settings, num_processes=n, sharding=sharding)

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from fintune.device import bf16_supported
+from fintune.errors import FintuneError
 
 PRECISIONS = ("auto", "ieee", "bf16", "tf32")
 
@@ -107,8 +108,6 @@ def compile_decoder_layers(model: Any) -> int:
     import torch
 
     if not torch.cuda.is_available() and not any(shutil.which(c) for c in ("g++", "clang++", "c++")):
-        from fintune.errors import FintuneError
-
         raise FintuneError("recipe key 'torch_compile': compiling for the CPU needs a C++ compiler (g++ or clang++)",
                            "install one, or set torch_compile: false")
     layers = decoder_layers(model)

@@ -12,15 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import find_licenses
+from fintune.data.prepare import source_paths
+from fintune.data.registry import load_source
 from fintune.errors import FintuneError
 from fintune.recipe import Recipe
 from fintune.train.collate import IGNORE
+from fintune.train.sft import check_run_dir, check_sequence_length, prepare_model, run_training
 
 
 def load_documents(recipe: Recipe) -> list[str]:
     """The raw texts of every source in the recipe (empty texts are skipped, an empty corpus is an error)."""
-    from fintune.data.registry import load_source
-
     if not recipe.data.sources:
         raise FintuneError("recipe key 'data.sources': empty", "list at least one source of documents")
     docs: list[str] = []
@@ -85,10 +87,6 @@ def pretrain(recipe: Recipe, out: str | Path | None = None, resume: bool = False
     import hashlib
 
     from tqdm import tqdm
-
-    from fintune.artifacts import find_licenses
-    from fintune.data.prepare import source_paths
-    from fintune.train.sft import check_run_dir, check_sequence_length, prepare_model, run_training
 
     if recipe.method == "qlora":
         print("note: stage-1 QLoRA trains a LoRA adapter on a 4-bit base", flush=True)

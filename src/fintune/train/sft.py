@@ -14,11 +14,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fintune.device import resolve_device, training_bf16
+from fintune.artifacts import check_output_dir, hash_paths, write_manifest
+from fintune.data.prepare import prepare_data, read_prepared, source_paths
+from fintune.device import launch_kind, resolve_device, training_bf16
 from fintune.errors import FintuneError
+from fintune.models import (
+    attach_lora,
+    context_length,
+    is_adapter_dir,
+    load_base_with_lineage,
+    trainable_parameters,
+    trainable_parameters_line,
+)
+from fintune.prompts.templates import encode_for_training
+from fintune.quiet import quiet_trainer
 from fintune.recipe import Recipe, recipe_to_dict
 from fintune.run import TaskSpec, read_run
-from fintune.train.collate import IGNORE
+from fintune.train.collate import IGNORE, PackingCollator, PaddingCollator
+from fintune.train.distributed import barrier, is_main_process, main_process_first, rank, world_size
+from fintune.train.plan import explain_oom
+from fintune.train.precision import compile_decoder_layers, fp32_matmul_precision, keep_lora_sum_fp32
 
 CHECKPOINTS = "checkpoints"
 
@@ -30,8 +45,6 @@ def use_bf16(recipe: Recipe) -> bool:
 
 def check_sequence_length(recipe: Recipe, model: Any) -> None:
     """``max_seq_length`` beyond the model's context is an error before any training."""
-    from fintune.models import context_length
-
     ctx = context_length(model)
     if ctx is not None and recipe.max_seq_length > ctx:
         raise FintuneError(f"recipe key 'max_seq_length': {recipe.max_seq_length} exceeds the model's context "
@@ -44,8 +57,6 @@ def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_seq_length: int,
     Every example must keep at least one trained answer token after truncation, else a one-line error naming the
     row; an empty split is an error too.
     """
-    from fintune.prompts.templates import encode_for_training
-
     if not rows:
         raise FintuneError(f"{where}: no examples", "check the data sources and split sizes in the recipe")
     out = []
@@ -141,8 +152,6 @@ def _save_final(trainer: Any, tokenizer: Any, out: Path) -> None:
     Every process calls this: ``Trainer.save_model`` gathers the full state dict across ranks under FSDP (switched
     to ``FULL_STATE_DICT`` here, so the files load without FSDP) and ZeRO-3, and only the main process writes.
     """
-    from fintune.train.distributed import barrier, is_main_process
-
     stage = out / ".final"
     if is_main_process():
         shutil.rmtree(stage, ignore_errors=True)
@@ -171,19 +180,12 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from fintune.artifacts import write_manifest
-    from fintune.device import launch_kind
-    from fintune.models import trainable_parameters, trainable_parameters_line
-    from fintune.quiet import quiet_trainer
     from fintune.train.callbacks import (
         FintuneTrainer,
         MetricsJsonlCallback,
         plot_loss_curve,
         write_metrics_jsonl,
     )
-    from fintune.train.collate import PackingCollator, PaddingCollator
-    from fintune.train.distributed import barrier, is_main_process, rank, world_size
-    from fintune.train.precision import compile_decoder_layers, fp32_matmul_precision, keep_lora_sum_fp32
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -215,8 +217,6 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     except (MemoryError, RuntimeError) as exc:
         if not isinstance(exc, MemoryError) and "out of memory" not in str(exc).lower():
             raise
-        from fintune.train.plan import explain_oom
-
         raise FintuneError(explain_oom(recipe, exc), "checkpoints so far are kept; rerun with --resume") from None
     from fintune.train.best_metric import restore_best_full_weights
 
@@ -258,8 +258,6 @@ def prepare_model(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
     ``merged_adapters`` (stage-1 adapters merged into the base, in order) and ``parent_run``.
     """
     from transformers import set_seed
-
-    from fintune.models import attach_lora, is_adapter_dir, load_base_with_lineage
 
     set_seed(recipe.seed)  # the adapter's random init must be the same in every process for the same seed
 
@@ -304,16 +302,11 @@ def check_run_dir(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool
     checkpoints) or ``--overwrite`` (which empties it first), a finished run "resumed" with no checkpoint left, and one
     that is or holds the recipe's data, model or stage-1 run (never allowed).
     """
-    from fintune.artifacts import check_output_dir
-    from fintune.data.prepare import source_paths
-
     out = Path(out)
     check_output_dir(out, True, inputs=source_paths(recipe), runs=[recipe.model_name_or_path, recipe.init_from])
     has_checkpoint = any((out / CHECKPOINTS).glob("checkpoint-*")) if (out / CHECKPOINTS).is_dir() else False
     non_empty = out.is_dir() and any(out.iterdir())
     if overwrite:
-        from fintune.train.distributed import barrier, is_main_process
-
         if non_empty and is_main_process():  # one process empties it; the others wait so none reads it half-gone
             shutil.rmtree(out)
         barrier()
@@ -339,9 +332,7 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (a sweep's pruning callback, say). A non-empty
     ``out`` needs ``resume`` (continue its checkpoints) or ``overwrite`` (start again); see :func:`check_run_dir`.
     """
-    from fintune.artifacts import hash_paths
     from fintune.train.best_metric import build_callback, task_metric
-    from fintune.train.distributed import main_process_first
 
     task_metric(recipe)  # a bad metric_for_best_model fails before the model loads
     out = check_run_dir(recipe, out or recipe.output_dir or Path("runs") / recipe.name, resume, overwrite)
@@ -352,14 +343,11 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
         if not data_dir.is_dir():
             raise FintuneError(f"recipe key 'data.prepared': {data_dir} is not a directory", "run `fintune data`")
     else:
-        from fintune.data.prepare import prepare_data
-
         data_dir = out / "data"
         # prepared once, by the main process; the others wait at a barrier, then read what it wrote
         with main_process_first() as main:
             if main and not (resume and (data_dir / "manifest.json").exists()):
                 data_dir = prepare_data(recipe, data_dir, tokenizer=tokenizer)
-    from fintune.data.prepare import read_prepared
 
     splits = read_prepared(data_dir)
     train_rows = encode_rows(splits.get("train") or [], tokenizer, recipe.max_seq_length,
