@@ -11,6 +11,7 @@ from fintune import cli
 from fintune.errors import FintuneError
 from fintune.recipe import validate_recipe_dict
 from fintune.train import plan as P
+from fintune.train.plan_advice import explain_oom
 
 # meta-llama/Llama-3.2-3B config.json (the fields that decide shape and parameter count)
 LLAMA32_3B = {
@@ -143,13 +144,13 @@ def test_budget_search_finds_the_largest_fitting_batch(tmp_path: Path) -> None:
     recipe = _recipe(_config_dir(tmp_path, LLAMA32_3B), method="qlora", target_modules=ALL_PROJ,
                      per_device_train_batch_size=16, max_seq_length=512)
     budget = P.parse_bytes("16GB")
-    shape, counts, settings = P._plan_inputs(recipe, "cuda")
+    shape, counts, settings = P.plan_inputs(recipe, "cuda")
     fit = P.fit_to_budget(shape, counts, settings, budget)
     best = fit["max_batch_size"]
     assert not fit["fits"] and 1 <= best < 16
 
     def peak(**kw: object) -> int:
-        return P.estimate_memory(shape, counts, P._replace(settings, **kw))["total"]
+        return P.estimate_memory(shape, counts, P.replace_settings(settings, **kw))["total"]
 
     assert peak(batch_size=best) <= budget < peak(batch_size=best + 1)
     n = fit["max_seq_length_at_batch_1"]
@@ -180,7 +181,7 @@ def test_explain_oom_names_the_changes(tmp_path: Path) -> None:
                      max_seq_length=2048)
     exc = RuntimeError("CUDA out of memory. Tried to allocate 7.83 GiB. GPU 0 has a total capacity of 23.57 GiB "
                        "of which 1.2 GiB is free.")
-    msg = P.explain_oom(recipe, exc)
+    msg = explain_oom(recipe, exc)
     assert "\n" not in msg and "against 23.57 GiB" in msg
     assert "gradient_checkpointing: true" in msg
     assert "per_device_train_batch_size:" in msg and "gradient_accumulation_steps:" in msg

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from fintune.cliargs import non_negative_int, positive_int
-from fintune.demo import format_summary, run_demo
+from fintune.demo import run_demo
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,3 +35,37 @@ def run(args: argparse.Namespace) -> int:
                        overwrite=args.overwrite)
     print(format_summary(summary))
     return 0
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The final lines the CLI prints: key numbers and where the report is."""
+    lines = [f"fintune demo finished in {summary['total_seconds']:.0f} s wall, {summary['total_cpu_seconds']:.0f} s CPU "
+             f"({', '.join(f'{k} {v:.0f}s' for k, v in summary['seconds'].items())})",
+             f"data: train {summary['counts']['train']}, validation {summary['counts']['validation']}, "
+             f"test {summary['counts']['test']}; LoRA {summary['train_steps']} steps, mean train loss "
+             f"{summary['train_loss']:.3f}"]
+    for name, s in summary["scores"].items():
+        ci = s.get("f1_weighted_ci95")
+        ci_s = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        lines.append(f"  {name:<10} accuracy {s['accuracy']:.3f}  weighted F1 {s['f1_weighted']:.3f}{ci_s}")
+    cal = summary["calibration"]
+    if cal.get("ece_before") is not None:
+        lines.append(f"calibration: ECE {cal['ece_before']:.3f}" + (
+            f" -> {cal['ece_after']:.3f} with T={cal['temperature']:.2f}" if cal.get("applied") else
+            f"; {cal.get('note') or 'raw probabilities kept'}"))
+    bt = summary.get("backtest")
+    if bt:
+        s, b = bt["strategy"], bt["buy_and_hold"]
+        lines.append(f"backtest: total return {100 * s['total_return']:+.1f}% (Sharpe {s['sharpe'] or 0:.2f}, "
+                     f"max drawdown {100 * s['max_drawdown']:.1f}%) vs buy-and-hold "
+                     f"{100 * b['total_return']:+.1f}%")
+    ref = summary.get("references")
+    if ref:
+        rnd = ref["random"]
+        lines.append(f"  reference signals on the same news: gold-label oracle Sharpe {ref['oracle']['sharpe']:.2f}, "
+                     f"flipped {ref['flipped']['sharpe']:.2f}, random median {rnd['sharpe_median']:.2f} "
+                     f"(90% of {rnd['n']} draws in [{rnd['sharpe_p05']:.2f}, {rnd['sharpe_p95']:.2f}])")
+    if summary.get("data", {}).get("banner"):
+        lines.insert(0, summary["data"]["banner"])
+    lines.append(f"report: {summary['report']}")
+    return "\n".join(lines)

@@ -8,7 +8,8 @@ import json
 
 from fintune.cliargs import bounded
 from fintune.recipe import load_recipe
-from fintune.train.plan import format_plan, parse_bytes, plan
+from fintune.train.plan import parse_bytes, plan
+from fintune.train.plan_advice import format_plan
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ from fintune.recipe import Recipe, recipe_to_dict
 from fintune.run import TaskSpec, read_run
 from fintune.train.collate import IGNORE, PackingCollator, PaddingCollator
 from fintune.train.distributed import barrier, is_main_process, main_process_first, rank, world_size
-from fintune.train.plan import explain_oom
+from fintune.train.plan_advice import explain_oom
 from fintune.train.precision import compile_decoder_layers, fp32_matmul_precision, keep_lora_sum_fp32
 
 CHECKPOINTS = "checkpoints"
