@@ -21,6 +21,7 @@ from typing import Any
 from fintune.artifacts import atomic_write_json
 from fintune.errors import FintuneError
 from fintune.http_retry import send_with_retries
+from fintune.model_ids import resolve_model
 
 BASE_URL_ENV = "FINTUNE_TEACHER_BASE_URL"
 API_KEY_ENV = "FINTUNE_TEACHER_API_KEY"
@@ -235,10 +236,9 @@ class EndpointTeacher(Teacher):
 class LocalTeacher(Teacher):
     """A local causal LM (hub id, directory, a fintune run, or the embedded default ``smollm2-135m``).
 
-    Loads through ``loader`` (``fintune augment`` passes ``fintune.models``' loader, which also reads fintune runs
-    with their adapters and every model alias; ``data`` itself knows nothing of models), by default through
-    transformers directly (:func:`load_local_model`: a model directory or hub id; the embedded default is
-    dequantized from the shared GGUF in memory).
+    Loads through ``loader`` (``fintune augment`` passes ``fintune.models``' loader, which also reads a fintune run
+    with its adapter and lineage; ``data`` itself knows nothing of model loading), by default through transformers
+    directly (:func:`load_local_model`: a model directory, a cached hub id or the embedded default).
     """
 
     def __init__(self, model: str = EMBEDDED_DEFAULT, temperature: float = 0.7, max_new_tokens: int = 96,
@@ -281,40 +281,23 @@ class LocalTeacher(Teacher):
                 on_done(start + j, tok.decode(row, skip_special_tokens=True))
 
 
-def _shared_gguf_dir() -> Path:
-    env = os.environ.get("FINTUNE_SMOLLM2_GGUF")
-    if env:
-        p = Path(env)
-        return p.parent if p.is_file() else p
-    return Path(__file__).resolve().parents[3].parent / "shared" / "models" / "smollm2-135m-instruct-q4_1-gguf"
-
-
 def load_local_model(name_or_path: str) -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode on the CPU, through transformers; one-line error when it cannot be found."""
-    import torch
+    """(model, tokenizer) in eval mode on the CPU, through transformers; one-line error when it cannot be found.
+
+    The name resolves like every model name (:func:`fintune.model_ids.resolve_model`: a directory, a cached hub
+    id, or an alias pulled into the cache -- the embedded default from ``$FINTUNE_SMOLLM2_GGUF`` when it is not
+    cached yet).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if name_or_path == EMBEDDED_DEFAULT:
-        src = _shared_gguf_dir()
-        ggufs = sorted(src.glob("*.gguf")) if src.is_dir() else []
-        if not ggufs:
-            raise FintuneError(f"teacher {EMBEDDED_DEFAULT}: no GGUF found in {src}",
-                               "set FINTUNE_SMOLLM2_GGUF to the SmolLM2-135M-Instruct .gguf file")
-        kwargs: dict[str, Any] = {}
-        try:  # transformers >= 5 keeps GGUF weights packed unless asked to unpack them
-            from transformers import GgufConfig
-
-            kwargs["quantization_config"] = GgufConfig(dequantize=True)
-        except ImportError:
-            pass
-        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=ggufs[0].name, dtype=torch.float32, **kwargs)
-        tok = AutoTokenizer.from_pretrained(src / "hf_config")
-        return model.eval(), tok
-    if not Path(name_or_path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise FintuneError(f"teacher {name_or_path}: not a local directory and HF_HUB_OFFLINE=1",
-                           f"give a model directory or '{EMBEDDED_DEFAULT}'")
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto")
-    return model.eval(), AutoTokenizer.from_pretrained(name_or_path)
+    path = resolve_model(name_or_path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise FintuneError(f"teacher {name_or_path}: cannot load ({str(exc).splitlines()[0]})",
+                           f"give a model directory, a cached hub id or '{EMBEDDED_DEFAULT}'") from None
+    return model.eval(), tokenizer
 
 
 def make_teacher(spec: str, temperature: float = 0.7, max_new_tokens: int = 96, loader: ModelLoader | None = None,
