@@ -268,6 +268,15 @@ def test_missing_base_url_and_bad_teacher_spec(monkeypatch: pytest.MonkeyPatch) 
     assert isinstance(make_teacher("smollm2-135m"), LocalTeacher)
 
 
+def test_local_teacher_loads_through_the_loader_it_is_given() -> None:
+    from fintune.data.augment_teacher import load_local_model
+
+    calls: list[str] = []
+    teacher = make_teacher("local:my-run", loader=lambda name: calls.append(name) or ("model", "tok"))
+    assert teacher.load() == ("model", "tok") and teacher.load() == ("model", "tok") and calls == ["my-run"]
+    assert make_teacher("smollm2-135m").loader is load_local_model  # data's own: transformers, no fintune.models
+
+
 def test_seed_set_with_unknown_label_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "seed.jsonl"
     path.write_text('{"id": "a", "text": "Profit rose.", "label": "positive"}\n\n'
