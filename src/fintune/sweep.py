@@ -24,10 +24,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fintune.artifacts import atomic_write_json, atomic_write_text, check_output_dir, write_manifest
+from fintune.artifacts import (
+    atomic_output_dir,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    write_manifest,
+)
 from fintune.data.prepare import source_paths
 from fintune.errors import FintuneError
 from fintune.recipe import recipe_to_dict, validate_recipe_dict
+from fintune.records import write_jsonl
 from fintune.train.sft import train_sft
 from fintune.yamlio import load_yaml
 
@@ -174,9 +181,6 @@ def run_trial(recipe: Any, params: dict[str, Any], run_dir: Path, metric: str, t
 
 def write_trial_predictions(run_dir: Path, preds: list[Any], number: int | None, metrics: dict[str, Any]) -> Path:
     """``RUN/validation/``: the trial's validation predictions + metrics + an ``eval`` manifest (``sweep_trial``)."""
-    from fintune.artifacts import atomic_output_dir, atomic_write_json, write_manifest
-    from fintune.records import write_jsonl
-
     out = run_dir / "validation"
     with atomic_output_dir(out, overwrite=True) as tmp:
         write_jsonl(tmp / "predictions.jsonl", preds)

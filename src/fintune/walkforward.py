@@ -34,7 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fintune.artifacts import atomic_write_json, check_output_dir, write_manifest
+from fintune.backtest.purged import assert_no_leak, purged_train_mask
+from fintune.data.prepare import SPLITS, prepare_data, read_prepared, source_paths, write_split_parquet
 from fintune.errors import FintuneError
+from fintune.recipe import recipe_to_dict, validate_recipe_dict
+from fintune.records import write_jsonl
+from fintune.run import read_run
+from fintune.train.sft import train_sft
 
 
 @dataclass
@@ -90,8 +97,6 @@ def select_train(idx: WeekIndex, a: int, b: int, purge_weeks: int, embargo_weeks
     """``(train positions, n_purged, n_embargoed)`` for test weeks ``[a, b]`` (see the module doc)."""
     import numpy as np
 
-    from fintune.backtest.purged import purged_train_mask
-
     side = np.ones(idx.t0.shape, bool) if two_sided else idx.t0 < a
     keep = purged_train_mask(idx.t0, idx.t1, [(a - purge_weeks, b)], embargo_weeks) & side
     in_test = (idx.t0 >= a) & (idx.t0 <= b)
@@ -107,9 +112,6 @@ def _raw(row: dict[str, Any]) -> dict[str, Any]:
 
 def _write_window_data(directory: Path, rows: list[dict[str, Any]], data_manifest: dict[str, Any],
                        window: int) -> Path:
-    from fintune.artifacts import atomic_write_json
-    from fintune.data.prepare import SPLITS, write_split_parquet
-
     directory.mkdir(parents=True)
     write_split_parquet(directory / "train.parquet", [_raw(r) for r in rows])
     for name in SPLITS:
@@ -132,15 +134,8 @@ def run_walkforward(recipe: Any, out: str | Path, windows: int, test_weeks: int,
         purge_weeks: weeks before each test window whose labels are dropped from training.
         embargo_weeks / two_sided: also train after the test window, minus the embargo (see the module doc).
     """
-    from fintune.artifacts import atomic_write_json, check_output_dir, write_manifest
-    from fintune.backtest.purged import assert_no_leak
-    from fintune.data.prepare import prepare_data, read_prepared, source_paths
     from fintune.evaluate import EvalData, default_mode, evaluate_predictor
     from fintune.predict.predictor import Predictor
-    from fintune.recipe import recipe_to_dict, validate_recipe_dict
-    from fintune.records import write_jsonl
-    from fintune.run import read_run
-    from fintune.train.sft import train_sft
 
     if windows < 1 or test_weeks < 1 or purge_weeks < 0 or embargo_weeks < 0:
         raise FintuneError("walk-forward: --windows and --test-weeks must be >= 1, purge and embargo >= 0")

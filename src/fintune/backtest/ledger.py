@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
+from fintune.run import EvalManifest, find_run
 
 LEDGER_NAME = "backtest_trials.jsonl"
 
@@ -82,8 +83,6 @@ def new_trial(out: str | Path, predictions: str | Path, predictions_sha256: str,
 def run_trial_labels(predictions: str | Path) -> dict[str, Any]:
     """Labels the predictions' own run directory gives their trial: ``sweep_trial`` for the validation
     predictions ``fintune sweep`` keeps per trial (``TRIAL/validation/``). ``--trial-label`` overrides them."""
-    from fintune.run import EvalManifest, find_run
-
     run = find_run(Path(predictions).resolve().parent)
     if isinstance(run, EvalManifest) and run.sweep_trial is not None:
         return {"sweep_trial": run.sweep_trial}

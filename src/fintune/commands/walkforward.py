@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from fintune.cliargs import add_overwrite_argument, non_negative_int, positive_int
+from fintune.recipe import load_recipe
+from fintune.walkforward import run_walkforward
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -32,9 +34,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fintune walkforward`` and print one line per window."""
-    from fintune.recipe import load_recipe
-    from fintune.walkforward import run_walkforward
-
     manifest = run_walkforward(load_recipe(args.recipe, args.overrides), args.out, args.windows, args.test_weeks,
                                args.purge_weeks, args.embargo_weeks, args.two_sided, overwrite=args.overwrite,
                                progress=not args.no_progress)
