@@ -355,7 +355,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | Path | None = None, quic
     if train_dir.exists():
         shutil.rmtree(train_dir)  # an earlier demo's run; train_sft refuses to mix checkpoints of two runs
     with atomic_output_dir(train_dir, overwrite=True) as staging:
-        training = train_sft(recipe, out=staging)
+        training = train_sft(recipe, out=staging, announce=False)
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)  # the final adapter is saved at the top
     done()
 

@@ -133,6 +133,7 @@ def test_quick_demo_with_the_embedded_model(tmp_path: Path, capsys: pytest.Captu
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
     assert "report:" in printed and "finetuned" in printed and "backtest:" in printed
+    assert "trainable params" not in printed  # stdout is the summary only: one line per stage goes to stderr
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     from fintune.demo import QUICK
 

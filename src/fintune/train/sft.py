@@ -171,8 +171,11 @@ def _save_final(trainer: Any, tokenizer: Any, out: Path) -> None:
 def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[dict[str, Any]],
                  eval_rows: list[dict[str, Any]] | None, out: str | Path, resume: bool, stage: str,
                  manifest_extra: dict[str, Any], collator: Any = None,
-                 callbacks: list[Any] | None = None) -> dict[str, Any]:
+                 callbacks: list[Any] | None = None, announce: bool = True) -> dict[str, Any]:
     """Train with HF Trainer and write the run directory; returns a summary (final loss, best checkpoint...).
+
+    ``announce`` prints peft's trainable-parameters line (a caller with its own one-line-per-stage output, the
+    demo, turns it off).
 
     ``train_rows`` / ``eval_rows`` are tokenized dicts (``input_ids``, ``labels``). With ``resume`` the run continues
     from the last complete checkpoint under ``RUN/checkpoints``.
@@ -198,7 +201,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     set_seed(recipe.seed)
     line = trainable_parameters_line(model)
     main = is_main_process()
-    if main:
+    if main and announce:
         print(line, flush=True)
     collator = collator or (PackingCollator(tokenizer.pad_token_id, recipe.max_seq_length) if recipe.packing
                 else PaddingCollator(tokenizer.pad_token_id, pad_to_multiple_of=64))
@@ -326,11 +329,12 @@ def check_run_dir(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool
 
 
 def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = False,
-              callbacks: list[Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
+              callbacks: list[Any] | None = None, overwrite: bool = False, announce: bool = True) -> dict[str, Any]:
     """``fintune train``: prepare data (unless ``data.prepared``), tokenize, check, train, write ``RUN/``.
 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (a sweep's pruning callback, say). A non-empty
     ``out`` needs ``resume`` (continue its checkpoints) or ``overwrite`` (start again); see :func:`check_run_dir`.
+    ``announce=False`` keeps the trainable-parameters line off stdout.
     """
     from fintune.train.best_metric import build_callback, task_metric
 
@@ -370,7 +374,8 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
     return run_training(recipe, model, tokenizer, train_rows, eval_rows, out, resume, "train",
                         dict(lineage, data_hashes=hashes, data_dir=str(data_dir), labels=spec.labels,
                              template=spec.template, task_spec=spec.model_dump(mode="json"),
-                             licenses=licenses), callbacks=[*(callbacks or []), *([best_by] if best_by else [])])
+                             licenses=licenses), callbacks=[*(callbacks or []), *([best_by] if best_by else [])],
+                        announce=announce)
 
 
 def steps_per_epoch(n_rows: int, recipe: Recipe) -> int:
