@@ -395,14 +395,21 @@ def check_analyze_input(src: str | Path, out: str | Path) -> list[AnalyzeItem]:
     return items
 
 
+FLUSH_EVERY_BATCHES = 16
+"""Batches predicted as one group by :func:`analyze_file` before a flush: the predictor sorts a group's documents
+by length (less padding than input-order batches; `benchmarks/analyze_throughput.py` times it switched off) and a
+killed run loses at most one group."""
+
+
 def analyze_file(analyzer: Analyzer, src: str | Path, out: str | Path, batch_size: int = 16,
                  explain: bool = False, progress: bool = True,
                  items: list[AnalyzeItem] | None = None) -> dict[str, Any]:
     """Analyse every row of ``src`` into ``out`` (JSONL of Predictions), resumably; returns a summary.
 
     Rows are validated up front (a bad row fails before any model work; ``items`` from
-    :func:`check_analyze_input` skips reading them again); then each batch is appended and flushed to disk, so a
-    killed run loses at most one batch and a rerun continues where it stopped. Resume compares content, not only
+    :func:`check_analyze_input` skips reading them again); then every :data:`FLUSH_EVERY_BATCHES` batches are
+    predicted together (sorted by length inside the group, so batches carry little padding), appended in input order
+    and flushed to disk, so a killed run loses at most one group and a rerun continues where it stopped. Resume compares content, not only
     ids: each prediction records the hash of its input row, and a row whose text (or ticker, date, label) changed
     since -- or one written without a hash -- is predicted again (counted as ``recomputed_changed``). A
     ``<out>.manifest.json`` records the model, input hash and settings.
@@ -424,9 +431,10 @@ def analyze_file(analyzer: Analyzer, src: str | Path, out: str | Path, batch_siz
     todo = [it for it in items if it.id not in done or it.id in changed]
     t0 = time.perf_counter()
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="analyze", unit="row", disable=not progress)
+    group = batch_size * FLUSH_EVERY_BATCHES
     with out.open("a", encoding="utf-8") as fh:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+        for start in range(0, len(todo), group):
+            batch = todo[start:start + group]
             preds = analyzer.predict(batch, explain=explain)
             for item, pred in zip(batch, preds, strict=True):
                 pred.extra[ROW_HASH] = hashes[item.id]
