@@ -30,6 +30,7 @@ from typing import Any
 from fintune.analyze import AnalyzeItem, Analyzer, public_result
 from fintune.batching import MAX_QUEUE, DynamicBatcher, QueueFull
 from fintune.errors import FintuneError
+from fintune.predict.predictor import set_inference_threads
 from fintune.redact import install_log_redaction
 from fintune.serve_asgi import BearerAuth, BodySizeLimit
 from fintune.serve_openai import add_openai_routes
@@ -330,14 +331,13 @@ def serve(run_or_model: str, host: str = "127.0.0.1", port: int = 8000, max_batc
           max_queue: int = MAX_QUEUE, open_docs: bool = False) -> None:
     """Load the model once and serve it with uvicorn until SIGINT/SIGTERM (graceful: in-flight requests finish).
 
-    ``threads``: torch intra-op threads on CPU (default: all cores but one, which the event loop needs; torch's
-    spinning worker threads slow a forward down many times over when they compete with it for cores).
+    ``threads``: torch intra-op threads on CPU (default: every core this process may use, as in ``analyze``; on 2
+    cores that served 1.4x the documents/min of the old all-but-one default, `benchmarks/analyze_throughput.py
+    --serve-threads 2`: the event loop's work between batches is small next to a forward).
     """
-    import torch
     import uvicorn
 
-    if not torch.cuda.is_available():
-        torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) - 1))
+    set_inference_threads(threads)
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-text-chars", type=positive_int, default=MAX_TEXT_CHARS)
     p.add_argument("--max-batch-items", type=positive_int, default=MAX_BATCH_ITEMS)
     p.add_argument("--threads", type=positive_int, default=None,
-                   help="torch CPU threads (default: all cores but one, left to the HTTP event loop)")
+                   help="torch CPU threads (default: every core this process may use)")
     p.add_argument("--max-queue", type=positive_int, default=MAX_QUEUE,
                    help="most texts queued or running at once; past it requests get 503 with Retry-After")
     p.add_argument("--open-docs", action="store_true",
