@@ -108,3 +108,21 @@ def test_train_records_cutoff_card_shows_it_and_backtest_warns(tmp_path: Path, c
     (run / "manifest.json").write_text(json.dumps({"stage": "train", "model_cutoff": "2015-03-31"}))
     with pytest.raises(FintuneError, match="missing field 'base_model'"):
         resolve_cutoff(ev / "predictions.jsonl")
+
+
+def test_analyze_file_predictions_find_their_model_through_the_file_manifest(tmp_path: Path):
+    """`analyze --file` writes `<out>.manifest.json` beside its output (no manifest.json in that folder): the cutoff
+    chain starts there and follows `parent_run` to the run, so the base model's cutoff is found, not 'unknown'."""
+    from fintune.artifacts import atomic_write_json, build_manifest
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_manifest(run, "train", base_model="smollm2-135m")
+    preds = tmp_path / "out" / "q4_preds.jsonl"
+    preds.parent.mkdir()
+    write_jsonl(preds, [Prediction(id="p1", label="positive", ticker="AAA", date="2015-10-01")])
+    assert resolve_cutoff(preds)["cutoff"] is None  # no manifest anywhere yet
+    atomic_write_json(preds.with_name(preds.name + ".manifest.json"), build_manifest("analyze", parent=str(run),
+                                                                                     model=str(run)))
+    got = resolve_cutoff(preds)
+    assert got["cutoff"] == "2023-12-31" and got["model"] == "smollm2-135m"

@@ -14,11 +14,12 @@ manifest (:func:`fintune.run.read_run`) of the predictions' run directory or its
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from fintune.errors import FintuneError
-from fintune.run import MANIFEST, RunManifest, find_run
+from fintune.run import MANIFEST, RunManifest, find_run, parse_manifest
 
 KNOWN_CUTOFFS: dict[str, tuple[str, str]] = {
     "smollm2": ("2023-12-31", "lower bound: SmolLM2 is pretrained on FineWeb-Edu, built from CommonCrawl snapshots "
@@ -66,6 +67,22 @@ def _model_names(manifest: RunManifest) -> list[str]:
     return [str(n) for n in names if n]
 
 
+def _predictions_chain(predictions: Path) -> list[tuple[Path, RunManifest]]:
+    """The manifest chain of a predictions file: its own ``<file>.manifest.json`` (what ``analyze --file`` writes
+    beside its output) and that run's parents, else the manifest of the folder it sits in and its parents."""
+    own = predictions.with_name(predictions.name + ".manifest.json")
+    if own.is_file():
+        try:
+            raw = json.loads(own.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raw = None
+        if isinstance(raw, dict) and "stage" in raw:
+            manifest = parse_manifest(raw, str(own))
+            parent = _manifest_chain(Path(manifest.parent_run)) if manifest.parent_run else []
+            return [(own, manifest), *parent]
+    return _manifest_chain(predictions.resolve().parent)
+
+
 def resolve_cutoff(predictions: str | Path, flag: str | None = None) -> dict[str, Any]:
     """``{"cutoff": ISO date or None, "source": where it came from, "model": base model name or None}``.
 
@@ -76,7 +93,7 @@ def resolve_cutoff(predictions: str | Path, flag: str | None = None) -> dict[str
     if flag:
         return {"cutoff": _parse_date(flag, "--model-cutoff"), "source": "--model-cutoff", "model": None}
     names: list[str] = []
-    for path, manifest in _manifest_chain(Path(predictions).resolve().parent):
+    for path, manifest in _predictions_chain(Path(predictions)):
         names += _model_names(manifest)
         if manifest.model_cutoff:
             return {"cutoff": manifest.model_cutoff, "source": f"{path} (model_cutoff)",
