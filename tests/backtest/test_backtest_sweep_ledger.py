@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tests.backtest.price_files import write_random_walk_prices
 
 from fintune.artifacts import write_manifest
 from fintune.backtest.ledger import read_trials, run_trial_labels
@@ -15,13 +16,7 @@ from fintune.records import Prediction, write_jsonl
 
 
 def _prices(root: Path, days: list[str]) -> Path:
-    rng = np.random.default_rng(1)
-    root.mkdir(parents=True, exist_ok=True)
-    for t in ("AAA", "BBB"):
-        close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days))))
-        rows = [f"{d},{c:.4f},{c:.4f},{c:.4f},{c:.4f},{c:.4f},100000" for d, c in zip(days, close, strict=True)]
-        (root / f"{t}.csv").write_text("Date,Open,High,Low,Close,Adj Close,Volume\n" + "\n".join(rows) + "\n")
-    return root
+    return write_random_walk_prices(root, days, ("AAA", "BBB"), start=50.0, seed=1)
 
 
 def test_each_sweep_trial_backtest_joins_the_ledger_with_its_label(tmp_path: Path, capsys):

@@ -7,9 +7,9 @@ import datetime
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from tests.backtest.price_files import write_random_walk_prices
 from tests.tiny import make_tiny_model_dir
 
 from fintune.artifacts import write_manifest
@@ -50,12 +50,7 @@ def test_manifest_field_is_typed_and_rebuilt_from_an_older_recipe_record():
 
 
 def _prices(root: Path, days: list[str]) -> Path:
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days))))
-    rows = [f"{d},{c:.4f},{c:.4f},{c:.4f},{c:.4f},{c:.4f},100000" for d, c in zip(days, close, strict=True)]
-    (root / "AAA.csv").write_text("Date,Open,High,Low,Close,Adj Close,Volume\n" + "\n".join(rows) + "\n")
-    return root
+    return write_random_walk_prices(root, days, ("AAA",), start=50.0, seed=0)
 
 
 def test_train_records_cutoff_card_shows_it_and_backtest_warns(tmp_path: Path, capsys):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from tests.backtest.price_files import write_random_walk_prices
 from tests.tiny import make_tiny_model_dir
 
 from fintune.errors import FintuneError
@@ -46,14 +47,8 @@ def _forecaster_recipe(tmp_path: Path, **extra) -> object:
 
 
 def _prices(root: Path) -> Path:
-    days = pd.bdate_range("2022-12-26", "2023-04-07").strftime("%Y-%m-%d")
-    rng = np.random.default_rng(3)
-    root.mkdir(parents=True, exist_ok=True)
-    for t in ("AAPL", "MSFT"):
-        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days))))
-        rows = [f"{d},{c:.4f},{c:.4f},{c:.4f},{c:.4f},{c:.4f},100000" for d, c in zip(days, close, strict=True)]
-        (root / f"{t}.csv").write_text("Date,Open,High,Low,Close,Adj Close,Volume\n" + "\n".join(rows) + "\n")
-    return root
+    days = list(pd.bdate_range("2022-12-26", "2023-04-07").strftime("%Y-%m-%d"))
+    return write_random_walk_prices(root, days, ("AAPL", "MSFT"), start=100.0, seed=3)
 
 
 def test_two_windows_retrain_predict_exactly_their_test_weeks_and_backtest(tmp_path: Path, capsys):
