@@ -175,7 +175,7 @@ def attach_lora(model: Any, recipe: Any) -> Any:
     if recipe.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing)
     config = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
-                        target_modules=targets, modules_to_save=recipe.modules_to_save, task_type="CAUSAL_LM")
+                        use_rslora=recipe.use_rslora, target_modules=targets, modules_to_save=recipe.modules_to_save, task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 

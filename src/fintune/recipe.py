@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fintune.errors import FintuneError
 from fintune.yamlio import load_yaml, load_yaml_text
 
+BUDGET_SCHEDULES = ("cosine", "linear", "constant", "constant_with_warmup")
+"""``lr_scheduler_type`` values a ``max_train_minutes`` run can lay out over time (:mod:`fintune.train.budget`)."""
+
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 
 Task = Literal["sentiment", "forecaster", "ner", "headlines", "pretrain"]
@@ -53,7 +56,8 @@ class SourceConfig(_Strict):
     hf_config: str | None = None
     hf_split: str | None = None
     split: Literal["train", "validation", "test"] | None = Field(
-        None, description="put every row of this source in this split (predefined splits)")
+        None, description="put every row of this source in this split (with another split method, the other "
+                          "sources are split as if alone)")
     limit: int | None = Field(None, ge=1, description="keep the first N rows (for quick runs)")
     max_examples: int | None = Field(
         None, ge=1, description="keep a seeded random sample of at most N rows (in their order), before the split")
@@ -157,6 +161,9 @@ class Recipe(_Strict):
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     modules_to_save: list[str] | None = None
+    use_rslora: bool = Field(False, description="rank-stabilised LoRA: scale the update by alpha/sqrt(r), not alpha/r")
+    loraplus_lr_ratio: float | None = Field(
+        None, gt=0.0, description="LoRA+: the B matrices learn at this multiple of learning_rate (paper: 16)")
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
     bnb_4bit_use_double_quant: bool = True
     bnb_4bit_compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
@@ -176,6 +183,9 @@ class Recipe(_Strict):
     optim: str = "adamw_torch"
     num_train_epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, ge=-1, description="-1 = train for num_train_epochs")
+    max_train_minutes: float | None = Field(
+        None, gt=0.0, description="stop after this many wall-clock minutes of training, with the learning-rate "
+                                  "schedule laid out over the budget (epochs / max_steps stay an upper bound)")
     max_seq_length: int = Field(512, ge=8)
     packing: bool = True
     group_by_length: bool = False
@@ -206,6 +216,11 @@ class Recipe(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
+        if self.max_train_minutes is not None and self.lr_scheduler_type not in BUDGET_SCHEDULES:
+            raise ValueError(f"max_train_minutes needs lr_scheduler_type in {list(BUDGET_SCHEDULES)}, "
+                             f"got {self.lr_scheduler_type!r}")
+        if self.loraplus_lr_ratio is not None and self.method == "full":
+            raise ValueError("loraplus_lr_ratio needs method lora or qlora")
         if self.method == "full" and self.init_from and self.stage1_handoff == "continue":
             raise ValueError("stage1_handoff=continue needs a LoRA/QLoRA stage 1; use merge for full fine-tuning")
         return self

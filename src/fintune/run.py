@@ -144,6 +144,8 @@ class LeakageCounts(BaseModel):
     exact: int
     normalized: int
     near: int
+    cross_source: int | None = Field(None, description="of them, texts found in another source of the mix "
+                                                        "(None in manifests written before it was counted)")
 
 
 class LeakageSummary(BaseModel):

@@ -105,3 +105,18 @@ def test_predefined_split():
     examples[0].extra.pop("split")
     with pytest.raises(FintuneError, match="has no split"):
         split_examples(examples, SplitConfig(method="predefined"))
+
+
+def test_a_training_only_source_leaves_the_method_split_of_the_others_unchanged():
+    """A source with its own `split: train` joins train whole; the fingpt/stratified split of the rest is the
+    same as without it (the FPB test set stays FinGPT's whatever the mix)."""
+    base = _examples(200)
+    extra = [Example(id=f"x{i}", text=f"extra {i}", label="positive") for i in range(30)]
+    for method in ("fingpt", "stratified"):
+        cfg = SplitConfig(method=method, test_size=0.25, val_size=0.1, seed=3)
+        alone = _ids(split_examples(base, cfg))
+        mixed = _ids(split_examples(base + extra, cfg, {e.id: "train" for e in extra}))
+        assert mixed["test"] == alone["test"] and mixed["validation"] == alone["validation"]
+        assert mixed["train"] == alone["train"] + [e.id for e in extra]
+    with pytest.raises(FintuneError, match="nothing left to split"):
+        split_examples(extra, SplitConfig(method="fingpt"), {e.id: "train" for e in extra})

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if len(mix) > 1:  # a multi-source recipe: the realised mix of the training split
         print("mix train  " + ", ".join(f"{k} {v['share']:.1%}" for k, v in mix.items()))
     for pair, counts in manifest.leakage.across.items():
-        print(f"leakage {pair}: exact {counts.exact}, normalized {counts.normalized}, near {counts.near}")
+        across = f", from another source {counts.cross_source}" if len(manifest.sources) > 1 else ""
+        print(f"leakage {pair}: exact {counts.exact}, normalized {counts.normalized}, near {counts.near}{across}")
     if manifest.leakage.dropped:
         print("dropped leaked: " + ", ".join(f"{k} {v}" for k, v in manifest.leakage.dropped.items()))
     for warning in manifest.warnings:

@@ -159,7 +159,8 @@ def leakage_report(splits: dict[str, list[Example]], threshold: float = 0.9) -> 
     """Count exact / normalised / near-duplicate texts across splits (and duplicates within each split).
 
     Returns a JSON-ready dict: ``{"threshold", "shingle_size", "within": {split: counts},
-    "across": {"test_vs_train": {"exact", "normalized", "near", "total", "samples": [...]}, ...},
+    "across": {"test_vs_train": {"exact", "normalized", "near", "total", "conflicting_labels", "cross_source",
+    "samples": [...]}, ...},
     "leaked_ids": {split: [ids]}}``; ``leaked_ids`` lists every held-out id that duplicates an earlier split.
     """
     report: dict[str, Any] = {"threshold": threshold, "shingle_size": SHINGLE, "within": {}, "across": {},
@@ -179,11 +180,15 @@ def leakage_report(splits: dict[str, list[Example]], threshold: float = 0.9) -> 
         counts = Counter(kind for kind, _, _ in leaks.values())
         label_of = {ex.id: ex.label for ex in (*held, *ref)}
         conflicting = sum(1 for i, (_, other, _) in leaks.items() if label_of[i] != label_of[other])
+        # a held-out text found in another data set (a mix's cross-set leak; within one set it is that set's own
+        # repeated sentences, e.g. FPB's)
+        source_of = {ex.id: ex.source for ex in (*held, *ref)}
+        cross_source = sum(1 for i, (_, other, _) in leaks.items() if source_of[i] != source_of[other])
         samples = [{"id": i, "matches": other, "kind": kind, "similarity": sim}
                    for i, (kind, other, sim) in list(leaks.items())[:MAX_SAMPLES]]
         report["across"][f"{held_name}_vs_{ref_name}"] = {
             **{k: counts.get(k, 0) for k in KINDS}, "total": len(leaks), "conflicting_labels": conflicting,
-            "samples": samples}
+            "cross_source": cross_source, "samples": samples}
         leaked[held_name].update(leaks)
     report["leaked_ids"] = {name: sorted(ids) for name, ids in leaked.items()}
     return report

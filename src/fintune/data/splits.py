@@ -11,6 +11,9 @@ Methods (``SplitConfig.method``):
 * ``chronological_per_ticker``: the same inside each ticker's own date range.
 * ``predefined``: ``SourceConfig.split`` of each source, else the split a loader tagged (``extra["split"]``).
 
+With any other method, a source that has its own ``split`` key (say ``split: train`` for an extra training source in
+a multi-task mix) goes to that split whole, and the method splits the remaining sources exactly as it would alone.
+
 Examples sharing ``extra["group_id"]`` (one headline asked six questions, a headline with two target companies) are
 kept on one side of every random split. ``val_size`` carves a validation set out of train, as a fraction of train.
 """
@@ -141,6 +144,10 @@ def chronological_per_ticker(examples: Sequence[Example], test_size: float,
     return before, after
 
 
+def _split_name(split: str) -> str:
+    return "validation" if split == "valid" else split
+
+
 def _predefined(examples: Sequence[Example], split_of: dict[str, str | None]) -> dict[str, list[Example]]:
     out: dict[str, list[Example]] = {s: [] for s in SPLITS}
     for ex in examples:
@@ -164,9 +171,22 @@ def split_examples(examples: Sequence[Example], cfg: SplitConfig,
         split_of: example id -> split forced by its source's ``split`` key (predefined method).
     """
     method = cfg.method
+    split_of = split_of or {}
     if method == "predefined":
-        out = _predefined(examples, split_of or {})
+        out = _predefined(examples, split_of)
     else:
+        # sources with their own `split` key (a training-only source in a mix) go there whole; the method splits
+        # the rest exactly as it would alone (fingpt: the same 1212 FPB test sentences with or without a mix)
+        forced = [ex for ex in examples if split_of.get(ex.id)]
+        if forced:
+            rest_only = [ex for ex in examples if not split_of.get(ex.id)]
+            if not rest_only:
+                raise FintuneError(f"split.method {method}: every source has a `split` key, nothing left to split",
+                                   "use split.method predefined")
+            out = split_examples(rest_only, cfg)
+            for ex in forced:
+                out[_split_name(str(split_of[ex.id]))].append(ex)
+            return out
         if method == "fingpt":
             rest, test = fingpt_split(examples, cfg.test_size, cfg.seed)
         elif method in ("stratified", "random"):

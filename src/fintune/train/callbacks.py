@@ -11,6 +11,7 @@ from typing import Any
 from transformers import Trainer, TrainerCallback
 
 from fintune.artifacts import atomic_write_bytes, atomic_write_text
+from fintune.train.budget import TimeBudget, budget_lr_lambda
 from fintune.train.collate import answer_only_loss
 
 
@@ -65,7 +66,53 @@ def plot_loss_curve(log_history: list[dict[str, Any]], out: str | Path, title: s
 
 
 class FintuneTrainer(Trainer):
-    """HF Trainer with the answer-only loss (logits only where trained) and atomic checkpoint directories."""
+    """HF Trainer with the answer-only loss (logits only where trained) and atomic checkpoint directories.
+
+    Two optional recipe features live here, each through a public ``Trainer`` hook: ``loraplus_lr_ratio``
+    (``create_optimizer``: peft's LoRA+ optimizer, B matrices at ``ratio`` x the learning rate) and a wall-clock budget
+    (``create_scheduler``: a learning-rate schedule over the budget's elapsed fraction, :mod:`fintune.train.budget`).
+    """
+
+    def __init__(self, *args: Any, loraplus_lr_ratio: float | None = None, time_budget: TimeBudget | None = None,
+                 **kwargs: Any) -> None:
+        if time_budget is not None:
+            kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), time_budget]
+        super().__init__(*args, **kwargs)
+        self.loraplus_lr_ratio = loraplus_lr_ratio
+        self.budgeted = time_budget is not None
+
+    def time_budget(self) -> TimeBudget | None:
+        """The run's :class:`TimeBudget` callback (Trainer replaces it with the checkpoint's copy on resume)."""
+        return next((c for c in self.callback_handler.callbacks if isinstance(c, TimeBudget)), None)
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        """LoRA+ (peft ``create_loraplus_optimizer``) when ``loraplus_lr_ratio`` is set, else Trainer's optimizer."""
+        if self.loraplus_lr_ratio is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        from peft.optimizers import create_loraplus_optimizer
+
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model or self.model)
+        optimizer_kwargs.pop("lr", None)
+        self.optimizer = create_loraplus_optimizer(model or self.model, optimizer_cls, lr=self.args.learning_rate,
+                                                   loraplus_lr_ratio=self.loraplus_lr_ratio,
+                                                   weight_decay=self.args.weight_decay, **optimizer_kwargs)
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        """With a time budget, a schedule over the budget's elapsed fraction; else Trainer's step schedule."""
+        if not self.budgeted or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        from torch.optim.lr_scheduler import LambdaLR
+
+        def fraction() -> float:
+            budget = self.time_budget()
+            return budget.fraction if budget is not None else 0.0
+
+        warmup = self.args.warmup_steps if self.args.warmup_steps < 1 else 0.0  # the recipe's warmup_ratio
+        kind = self.args.lr_scheduler_type
+        self.lr_scheduler = LambdaLR(optimizer or self.optimizer,
+                                     budget_lr_lambda(fraction, warmup, str(getattr(kind, 'value', kind))))
+        return self.lr_scheduler
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:

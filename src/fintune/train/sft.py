@@ -122,6 +122,8 @@ def build_training_arguments(recipe: Recipe, out: Path, has_eval: bool) -> Any:
         ddp_find_unused_parameters=False,  # LoRA: every trainable parameter gets a gradient each step
         # padded batches of similar lengths when packing is off (transformers 5 name of group_by_length)
         train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
+        # a time budget's elapsed seconds live in the checkpoint's stateful callbacks: --resume continues the budget
+        restore_callback_states_from_checkpoint=recipe.max_train_minutes is not None,
     )
 
 
@@ -186,6 +188,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     from fintune.train.callbacks import (
         FintuneTrainer,
         MetricsJsonlCallback,
+        TimeBudget,
         plot_loss_curve,
         write_metrics_jsonl,
     )
@@ -212,7 +215,9 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
     metrics_path = out / "metrics.jsonl"
     trainer = FintuneTrainer(model=model, args=args, train_dataset=_ListDataset(train_rows),
                              eval_dataset=_ListDataset(eval_rows) if eval_rows else None, data_collator=collator,
-                             callbacks=[MetricsJsonlCallback(metrics_path), *(callbacks or [])])
+                             callbacks=[MetricsJsonlCallback(metrics_path), *(callbacks or [])],
+                             loraplus_lr_ratio=recipe.loraplus_lr_ratio,
+                             time_budget=TimeBudget(recipe.max_train_minutes) if recipe.max_train_minutes else None)
     quiet_trainer(trainer)  # loss on the progress bar, not a raw dict line per log step (unless --verbose)
     try:
         with fp32_matmul_precision(recipe.fp32_matmul_precision) as matmul_precision:
@@ -233,6 +238,7 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         plot_loss_curve(history, out / "loss_curve.png", title=f"{recipe.name} ({stage})")
     _save_final(trainer, tokenizer, out)
     losses = [r["loss"] for r in history if "loss" in r]
+    budget = trainer.time_budget()
     trainable, total = trainable_parameters(model)
     summary = {
         "global_step": trainer.state.global_step, "train_loss": result.training_loss,
@@ -242,6 +248,9 @@ def run_training(recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[di
         # what RUN/ holds: the best checkpoint's weights (load_best_model_at_end) or the last step's
         "saved_weights": "best" if args.load_best_model_at_end and trainer.state.best_model_checkpoint else "last",
         "trainable_params": trainable, "all_params": total, "trainable_line": line,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "max_train_minutes": recipe.max_train_minutes,
+        "stopped_by_time_budget": bool(budget and budget.stopped),
         "bf16": bool(args.bf16), "fp32_matmul_precision": matmul_precision,
         "compiled_layers": compiled_layers, "train_examples": len(train_rows), "eval_examples": len(eval_rows or []),
         "world_size": args.world_size, "launch": launch_kind(),
