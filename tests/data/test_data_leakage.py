@@ -39,12 +39,24 @@ def test_planted_duplicates_are_reported_and_dropped():
     report = leakage_report({"train": train, "validation": [], "test": test}, threshold=0.8)
     pair = report["across"]["test_vs_train"]
     assert (pair["exact"], pair["normalized"], pair["near"], pair["total"]) == (1, 1, 1, 3)
-    assert pair["conflicting_labels"] == 1
+    assert pair["conflicting_labels"] == 1 and pair["cross_source"] == 0  # every row from one source
     assert report["leaked_ids"] == {"test": ["x1", "x2", "x3"]}
     near = next(s for s in pair["samples"] if s["kind"] == "near")
     assert near["id"] == "x3" and near["matches"] == "t3" and 0.8 <= near["similarity"] < 1
     kept = drop_leaked({"train": train, "validation": [], "test": test}, report)
     assert [e.id for e in kept["test"]] == ["x4"] and len(kept["train"]) == 4
+
+
+def test_a_test_text_found_in_another_source_counts_as_cross_source():
+    """A multi-source mix: FPB's own repeated sentence across its split is not a cross-set leak; the same text
+    arriving through another data set is."""
+    train = [Example(id="fpb-1", text="Net sales rose 5 % to EUR 20 mn .", label="positive", source="phrasebank"),
+             Example(id="tw-1", text="Shares of Nokia fell 3 % after the report .", label="negative", source="tfns")]
+    test = [Example(id="fpb-2", text="Net sales rose 5 % to EUR 20 mn .", label="positive", source="phrasebank"),
+            Example(id="fpb-3", text="shares of nokia FELL 3 % after the report", label="negative",
+                    source="phrasebank")]
+    pair = leakage_report({"train": train, "validation": [], "test": test})["across"]["test_vs_train"]
+    assert (pair["total"], pair["cross_source"]) == (2, 1)
 
 
 def test_within_split_duplicates():
