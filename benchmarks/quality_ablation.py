@@ -2,7 +2,8 @@
 
 Every variant is the shipped ``fpb_lora.yaml`` (or the sentiment-mix recipe) with ``max_train_minutes`` set to the same
 budget, so a lever that makes steps faster sees more data and one that costs time sees less: the comparison is at equal
-compute, not at equal steps. Each variant runs ``fintune train`` then ``fintune eval`` in subprocesses with
+compute, not at equal steps (the FiQA-SA pair is the shipped recipe's fixed 2 epochs with and without balanced class
+weights: weighting costs nothing per step). Each variant runs ``fintune train`` then ``fintune eval`` in subprocesses with
 ``OMP_NUM_THREADS=--threads`` (two copies of this script with one thread each use both cores of a 2-core machine), and
 is skipped when its eval already exists (the script resumes). The table gives test weighted F1 with its bootstrap CI,
 macro F1, MCC, ECE after temperature scaling, invalid rate, optimizer steps reached, and the paired-bootstrap
@@ -28,16 +29,23 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes" / "smollm2-135m"
-VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "baseline": ("fpb_lora.yaml", []),
-    "mix": ("fpb_sentiment_mix_lora.yaml", []),
-    "rslora": ("fpb_lora.yaml", ["use_rslora=true"]),
-    "loraplus": ("fpb_lora.yaml", ["loraplus_lr_ratio=8", "learning_rate=5.0e-4"]),
-    "r32": ("fpb_lora.yaml", ["lora_r=32", "lora_alpha=64"]),
-    "best_f1": ("fpb_lora.yaml", ["eval_steps=40", "save_steps=40", "load_best_model_at_end=true",
-                                  "metric_for_best_model=f1_weighted"]),
-    "bf16_weights": ("fpb_lora.yaml", ["dtype=bfloat16", "bf16=true"]),
-    "mix_rslora": ("fpb_sentiment_mix_lora.yaml", ["use_rslora=true"]),
+FPB = "fpb_lora.yaml"
+MIX = "fpb_sentiment_mix_lora.yaml"
+FIQA = "fiqa_lora.yaml"
+# name -> (recipe, --set overrides, trained to the time budget?, the variant its paired difference is against)
+VARIANTS: dict[str, tuple[str, list[str], bool, str]] = {
+    "baseline": (FPB, [], True, "baseline"),
+    "mix": (MIX, [], True, "baseline"),
+    "rslora": (FPB, ["use_rslora=true"], True, "baseline"),
+    "loraplus": (FPB, ["loraplus_lr_ratio=8", "learning_rate=5.0e-4"], True, "baseline"),
+    "r32": (FPB, ["lora_r=32", "lora_alpha=64"], True, "baseline"),
+    "best_f1": (FPB, ["eval_steps=40", "save_steps=40", "load_best_model_at_end=true",
+                      "metric_for_best_model=f1_weighted"], True, "baseline"),
+    "bf16_weights": (FPB, ["dtype=bfloat16", "bf16=true"], True, "baseline"),
+    "mix_rslora": (MIX, ["use_rslora=true"], True, "mix"),
+    # FiQA-SA's rare neutral class: the shipped recipe (2 epochs, no budget) with and without balanced class weights
+    "fiqa": (FIQA, [], False, "fiqa"),
+    "fiqa_balanced": (FIQA, ["class_weighting=balanced"], False, "fiqa"),
 }
 
 
@@ -60,12 +68,13 @@ def gemm_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
 
 def run_variant(name: str, out: Path, minutes: float, seed: int, threads: int, epochs: float) -> dict[str, Any]:
     """Train (unless done) and evaluate (unless done) one variant; returns its row."""
-    recipe, sets = VARIANTS[name]
+    recipe, sets, budgeted, _ = VARIANTS[name]
     run, ev = out / name / "run", out / name / "eval"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     wall = {}
     if not (run / "manifest.json").exists():
-        overrides = [f"max_train_minutes={minutes}", f"num_train_epochs={epochs}", f"seed={seed}", *sets]
+        budget = [f"max_train_minutes={minutes}", f"num_train_epochs={epochs}"] if budgeted else []
+        overrides = [*budget, f"seed={seed}", *sets]
         cmd = [sys.executable, "-m", "fintune", "train", str(RECIPES / recipe), "--out", str(run), "--overwrite"]
         for item in overrides:
             cmd += ["--set", item]
@@ -83,7 +92,7 @@ def run_variant(name: str, out: Path, minutes: float, seed: int, threads: int, e
     return {"variant": name, "recipe": recipe, "overrides": sets, "seed": seed,
             "steps": training["global_step"], "train_runtime_s": training.get("train_runtime_s"),
             "stopped_by_time_budget": training.get("stopped_by_time_budget"),
-            "examples_seen": training["global_step"] * 16, "train_examples": training["train_examples"],
+            "budgeted": budgeted, "examples_seen": training["global_step"] * 16, "train_examples": training["train_examples"],
             "f1_weighted": cls["f1_weighted"], "f1_weighted_ci95": cls["ci95"]["f1_weighted"],
             "f1_macro": cls["f1_macro"], "mcc": cls["mcc"], "accuracy": cls["accuracy"],
             "invalid_rate": metrics["invalid_rate"], "ece_after": metrics["calibration"].get("ece_after"),
@@ -99,7 +108,6 @@ def main() -> int:
     parser.add_argument("--epochs", type=float, default=4.0, help="upper bound on epochs (the budget stops first)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--reference", default="baseline", help="variant the paired differences are against")
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     args = parser.parse_args()
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -112,22 +120,20 @@ def main() -> int:
     gemm_before = gemm_gflops(args.threads)
     rows = [run_variant(v, args.out, args.minutes, args.seed, args.threads, args.epochs) for v in names]
     gemm_after = gemm_gflops(args.threads)
-    ref_eval = args.out / args.reference / "eval"
-    if (ref_eval / "metrics.json").exists():
-        ref = load_run(ref_eval)
-        for row in rows:
-            if row["variant"] != args.reference:
-                delta = paired_bootstrap(ref, load_run(row["eval_dir"]))["f1_weighted"]
-                row["delta_f1_weighted_vs_reference"] = delta["delta"]
-                row["delta_ci95"] = delta["ci95"]
+    for row in rows:
+        reference = VARIANTS[row["variant"]][3]
+        ref_eval = args.out / reference / "eval"
+        if reference != row["variant"] and (ref_eval / "metrics.json").exists():
+            delta = paired_bootstrap(load_run(ref_eval), load_run(row["eval_dir"]))["f1_weighted"]
+            row.update(reference=reference, delta_f1_weighted_vs_reference=delta["delta"], delta_ci95=delta["ci95"])
     print(f"budget {args.minutes} min per variant, {args.threads} thread(s); bf16 GEMM {gemm_before:.0f} -> "
           f"{gemm_after:.0f} GFLOP/s this run")
-    print("| variant | steps | wF1 [95% CI] | macro F1 | MCC | ECE | d wF1 vs ref [95% CI] |")
+    print("| variant | steps | wF1 [95% CI] | macro F1 | MCC | ECE | d wF1 vs reference [95% CI] |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         lo, hi = r["f1_weighted_ci95"]
-        d = (f"{r['delta_f1_weighted_vs_reference']:+.3f} [{r['delta_ci95'][0]:+.3f}, {r['delta_ci95'][1]:+.3f}]"
-             if "delta_ci95" in r else "")
+        d = (f"{r['delta_f1_weighted_vs_reference']:+.3f} [{r['delta_ci95'][0]:+.3f}, {r['delta_ci95'][1]:+.3f}] "
+             f"vs {r['reference']}" if "delta_ci95" in r else "")
         print(f"| {r['variant']} | {r['steps']} | {r['f1_weighted']:.3f} [{lo:.3f}, {hi:.3f}] | {r['f1_macro']:.3f} "
               f"| {r['mcc']:.3f} | {r['ece_after']:.3f} | {d} |")
     print(json.dumps({"minutes": args.minutes, "threads": args.threads, "seed": args.seed,

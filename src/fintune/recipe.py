@@ -183,6 +183,9 @@ class Recipe(_Strict):
     optim: str = "adamw_torch"
     num_train_epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, ge=-1, description="-1 = train for num_train_epochs")
+    class_weighting: Literal["none", "balanced"] = Field(
+        "none", description="balanced: each training example's answer tokens weigh n / (classes x count of its "
+                            "label) in the loss (sklearn's 'balanced'), for rare classes such as FiQA's neutral")
     max_train_minutes: float | None = Field(
         None, gt=0.0, description="stop after this many wall-clock minutes of training, with the learning-rate "
                                   "schedule laid out over the budget (epochs / max_steps stay an upper bound)")

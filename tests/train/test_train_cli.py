@@ -56,3 +56,19 @@ def test_train_cli_bad_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["train", str(recipe), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "model not found" in err
+
+
+def test_train_cli_with_the_quality_levers(shared_data: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """class_weighting, LoRA+, rsLoRA and a time budget reach the Trainer from `--set` and the manifest says so."""
+    model = make_tiny_model_dir(tmp_path, "llama")
+    recipe = _recipe(tmp_path, str(model), shared_data / "financial_phrasebank")
+    run = tmp_path / "run"
+    sets = ["class_weighting=balanced", "loraplus_lr_ratio=4", "use_rslora=true", "max_train_minutes=5"]
+    assert main(["train", str(recipe), "--out", str(run), *[a for s in sets for a in ("--set", s)]]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["global_step"] == 2 and summary["max_train_minutes"] == 5 and not summary["stopped_by_time_budget"]
+    recipe_used = json.loads((run / "manifest.json").read_text())["recipe"]
+    assert (recipe_used["class_weighting"], recipe_used["loraplus_lr_ratio"], recipe_used["use_rslora"]) == (
+        "balanced", 4.0, True)
+    assert json.loads((run / "adapter_config.json").read_text())["use_rslora"] is True

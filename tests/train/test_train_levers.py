@@ -109,3 +109,43 @@ def test_lever_keys_are_validated() -> None:
     with pytest.raises(FintuneError, match="loraplus_lr_ratio needs method lora"):
         validate_recipe_dict({**base, "method": "full", "loraplus_lr_ratio": 16}, "r.yaml")
     assert Recipe.model_validate({**base, "max_train_minutes": 0.5}).max_train_minutes == 0.5
+
+
+def test_balanced_class_weights_match_sklearn_and_weight_the_loss(llama: Path) -> None:
+    import numpy as np
+    import torch
+    from sklearn.utils.class_weight import compute_class_weight
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fintune.train.collate import PackingCollator, PaddingCollator, answer_only_loss
+    from fintune.train.sft import balanced_weights
+
+    labels = ["neutral"] * 6 + ["positive"] * 3 + ["negative"]
+    weights = balanced_weights([{"id": i, "label": v} for i, v in enumerate(labels)], "train.parquet")
+    classes = np.array(sorted(set(labels)))
+    reference = dict(zip(classes, compute_class_weight("balanced", classes=classes, y=np.array(labels)),
+                         strict=True))
+    assert weights == pytest.approx([reference[v] for v in labels]) and np.mean(weights) == pytest.approx(1.0)
+    with pytest.raises(FintuneError, match="row 1 .*no 'label'"):
+        balanced_weights([{"id": 0, "label": "neutral"}, {"id": 1}], "train.parquet")
+
+    model = AutoModelForCausalLM.from_pretrained(llama)
+    rows = encoded_rows(AutoTokenizer.from_pretrained(llama), n=4)
+    w = [0.5, 2.0, 1.0, 3.0]
+    weighted = [{**r, "weight": x} for r, x in zip(rows, w, strict=True)]
+    # reference: per-example token sums from unweighted single-example batches, weighted by hand
+    sums, tokens = [], []
+    for r in rows:
+        one = PaddingCollator(3)([r])
+        n = int((one["labels"][:, 1:] != -100).sum())
+        sums.append(answer_only_loss(model, one).item() * n)
+        tokens.append(n)
+    expected = sum(s * x for s, x in zip(sums, w, strict=True)) / sum(tokens)
+    for collate in (PackingCollator(3, 256), PaddingCollator(3)):
+        batch = collate(weighted)
+        assert "token_weights" in batch
+        assert answer_only_loss(model, batch).item() == pytest.approx(expected, rel=1e-5)
+    assert "token_weights" not in PackingCollator(3, 256)(rows)
+    with torch.no_grad():
+        assert answer_only_loss(model, PackingCollator(3, 256)(rows)).item() == pytest.approx(
+            sum(sums) / sum(tokens), rel=1e-5)

@@ -64,23 +64,31 @@ class PackingCollator:
         lengths = [len(f["input_ids"]) for f in features]
         rows = pack_rows(lengths, self.max_seq_length)
         width = _round_up(max(sum(lengths[i] for i in row) for row in rows), self.pad_to_multiple_of)
-        ids, labels, positions = [], [], []
+        weighted = "weight" in features[0]
+        ids, labels, positions, weights = [], [], [], []
         for row in rows:
             r_ids: list[int] = []
             r_lab: list[int] = []
             r_pos: list[int] = []
+            r_w: list[float] = []
             for i in row:
                 f = features[i]
                 r_ids += list(f["input_ids"])
                 r_lab += [IGNORE, *list(f["labels"])[1:]]
                 r_pos += list(range(lengths[i]))
+                if weighted:
+                    r_w += [float(f["weight"])] * lengths[i]
             pad = width - len(r_ids)
             ids.append(r_ids + [self.pad_token_id] * pad)
             labels.append(r_lab + [IGNORE] * pad)
             # the pad tail is its own "sequence" starting at 0, so it is masked off from the real examples
             positions.append(r_pos + list(range(pad)))
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
-                "position_ids": torch.tensor(positions)}
+            weights.append(r_w + [0.0] * pad)
+        batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+                 "position_ids": torch.tensor(positions)}
+        if weighted:
+            batch["token_weights"] = torch.tensor(weights)
+        return batch
 
 
 class PaddingCollator:
@@ -96,21 +104,26 @@ class PaddingCollator:
         import torch
 
         width = _round_up(max(len(f["input_ids"]) for f in features), self.pad_to_multiple_of)
-        ids, labels, mask = [], [], []
+        ids, labels, mask, weights = [], [], [], []
         for f in features:
             pad = width - len(f["input_ids"])
             ids.append(list(f["input_ids"]) + [self.pad_token_id] * pad)
             labels.append(list(f["labels"]) + [IGNORE] * pad)
             mask.append([1] * len(f["input_ids"]) + [0] * pad)
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
-                "attention_mask": torch.tensor(mask)}
+            weights.append([float(f.get("weight", 1.0))] * len(f["input_ids"]) + [0.0] * pad)
+        batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+        if "weight" in features[0]:
+            batch["token_weights"] = torch.tensor(weights)
+        return batch
 
 
 def answer_only_loss(model: Any, batch: dict[str, Any], num_items_in_batch: Any = None) -> Any:
     """Causal-LM loss over trained tokens only, computing logits only where the next token is trained.
 
     Sum of token cross-entropies divided by ``num_items_in_batch`` (Trainer's count across gradient
-    accumulation) or by the number of trained tokens in this batch.
+    accumulation) or by the number of trained tokens in this batch. With ``token_weights`` in the batch (a recipe's
+    ``class_weighting``: each example's tokens carry its class weight) the sum is weighted and the divisor stays
+    the token count, so balanced weights (mean 1 over the training set) keep the loss on the same scale.
     """
     import torch
 
@@ -119,10 +132,15 @@ def answer_only_loss(model: Any, batch: dict[str, Any], num_items_in_batch: Any 
     trained = targets != IGNORE
     # keep only positions whose *next* token is trained: (batch, seq) bool -> logits flattened to (n, vocab)
     keep = torch.nn.functional.pad(trained, (0, 1), value=False)
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "token_weights")}
     out = model(**inputs, logits_to_keep=keep, use_cache=False)
     logits = out.logits.float().reshape(-1, out.logits.size(-1))
-    loss_sum = torch.nn.functional.cross_entropy(logits, targets[trained], reduction="sum")
+    if "token_weights" in batch:
+        # the weight of the token each kept position predicts (targets are shifted by one)
+        token_losses = torch.nn.functional.cross_entropy(logits, targets[trained], reduction="none")
+        loss_sum = (token_losses * batch["token_weights"][:, 1:][trained].to(token_losses.dtype)).sum()
+    else:
+        loss_sum = torch.nn.functional.cross_entropy(logits, targets[trained], reduction="sum")
     denom = num_items_in_batch if num_items_in_batch is not None else trained.sum()
     if torch.is_tensor(denom):
         denom = denom.to(loss_sum.device)

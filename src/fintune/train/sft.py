@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,20 @@ def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_seq_length: int,
             raise FintuneError(f"{here}: no answer token is trained", "raise max_seq_length or shorten the prompt")
         out.append({"input_ids": list(enc["input_ids"]), "labels": list(enc["labels"])})
     return out
+
+
+def balanced_weights(rows: list[dict[str, Any]], where: str) -> list[float]:
+    """Per-example loss weights ``n / (k * n_label)`` (scikit-learn's ``class_weight='balanced'``): every class then
+    carries the same total weight and the weights average 1. A row without a label is a one-line error."""
+    labels = []
+    for i, row in enumerate(rows):
+        label = row.get("label")
+        if not isinstance(label, str) or not label:
+            raise FintuneError(f"{where} row {i} (id {row.get('id')}): no 'label' for class_weighting: balanced",
+                               "class weighting needs a classification data set")
+        labels.append(label)
+    counts = Counter(labels)
+    return [len(labels) / (len(counts) * counts[label]) for label in labels]
 
 
 TRACKING_MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
@@ -367,6 +382,9 @@ def train_sft(recipe: Recipe, out: str | Path | None = None, resume: bool = Fals
                              f"{data_dir}/train.parquet")
     if recipe.data.max_train_examples:
         train_rows = train_rows[: recipe.data.max_train_examples]
+    if recipe.class_weighting == "balanced":
+        weights = balanced_weights(splits["train"][: len(train_rows)], f"{data_dir}/train.parquet")
+        train_rows = [{**row, "weight": w} for row, w in zip(train_rows, weights, strict=True)]
     val = splits.get("validation") or []
     eval_rows = encode_rows(val, tokenizer, recipe.max_seq_length, f"{data_dir}/validation.parquet") if val else None
     spec = TaskSpec.from_recipe(recipe)
