@@ -32,6 +32,7 @@ RECIPES = ROOT / "recipes" / "smollm2-135m"
 FPB = "fpb_lora.yaml"
 MIX = "fpb_sentiment_mix_lora.yaml"
 FIQA = "fiqa_lora.yaml"
+TFNS = "tfns_lora.yaml"
 # name -> (recipe, --set overrides, trained to the time budget?, the variant its paired difference is against)
 VARIANTS: dict[str, tuple[str, list[str], bool, str]] = {
     "baseline": (FPB, [], True, "baseline"),
@@ -46,7 +47,14 @@ VARIANTS: dict[str, tuple[str, list[str], bool, str]] = {
     # FiQA-SA's rare neutral class: the shipped recipe (2 epochs, no budget) with and without balanced class weights
     "fiqa": (FIQA, [], False, "fiqa"),
     "fiqa_balanced": (FIQA, ["class_weighting=balanced"], False, "fiqa"),
+    # the shipped TFNS recipe as it is (for its seed mean)
+    "tfns": (TFNS, [], False, "tfns"),
 }
+
+
+def variant_dir(out: Path, name: str, seed: int) -> Path:
+    """Where a variant's run and eval live: ``OUT/NAME`` for seed 42 (the recipes' seed), else ``OUT/NAME-sSEED``."""
+    return out / (name if seed == 42 else f"{name}-s{seed}")
 
 
 def gemm_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
@@ -69,7 +77,7 @@ def gemm_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
 def run_variant(name: str, out: Path, minutes: float, seed: int, threads: int, epochs: float) -> dict[str, Any]:
     """Train (unless done) and evaluate (unless done) one variant; returns its row."""
     recipe, sets, budgeted, _ = VARIANTS[name]
-    run, ev = out / name / "run", out / name / "eval"
+    run, ev = variant_dir(out, name, seed) / "run", variant_dir(out, name, seed) / "eval"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     wall = {}
     if not (run / "manifest.json").exists():
@@ -122,7 +130,7 @@ def main() -> int:
     gemm_after = gemm_gflops(args.threads)
     for row in rows:
         reference = VARIANTS[row["variant"]][3]
-        ref_eval = args.out / reference / "eval"
+        ref_eval = variant_dir(args.out, reference, args.seed) / "eval"
         if reference != row["variant"] and (ref_eval / "metrics.json").exists():
             delta = paired_bootstrap(load_run(ref_eval), load_run(row["eval_dir"]))["f1_weighted"]
             row.update(reference=reference, delta_f1_weighted_vs_reference=delta["delta"], delta_ci95=delta["ci95"])
