@@ -23,8 +23,8 @@ from fintune.redact import install_log_redaction, redact
 
 # Pipeline order; a verb is listed only once its module exists.
 VERBS = (
-    "recipes", "collect", "data", "synth", "augment", "models", "plan", "pretrain", "train", "merge", "eval", "compare",
-    "sweep", "walkforward", "backtest", "analyze", "serve", "export", "report", "demo",
+    "recipes", "collect", "data", "synth", "augment", "models", "plan", "pretrain", "train", "merge", "eval", "ensemble",
+    "compare", "sweep", "walkforward", "backtest", "analyze", "serve", "export", "report", "demo",
 )
 
 

@@ -2,8 +2,8 @@
 
 Every stage writes ``manifest.json`` (``fintune.artifacts.write_manifest``); every later stage reads it back here
 as a :class:`DataManifest`, :class:`TrainManifest`, :class:`EvalManifest`, :class:`AnalyzeManifest`,
-:class:`BacktestManifest`, :class:`SynthManifest`, :class:`CollectManifest` or :class:`DemoManifest` (other
-stages: :class:`RunManifest`). They share the base model and lineage, the :class:`TaskSpec` (task, format,
+:class:`BacktestManifest`, :class:`SynthManifest`, :class:`CollectManifest`, :class:`DemoManifest` or
+:class:`EnsembleManifest` (other stages: :class:`RunManifest`). They share the base model and lineage, the :class:`TaskSpec` (task, format,
 labels and their mapping, template, system prompt, pinned template date and the recipe's ``eval:`` block), data
 hashes and licenses, package versions, git SHA, seed and world size.
 
@@ -205,6 +205,45 @@ class EvalManifest(RunManifest):
                                                       "(``fintune sweep`` writes RUN/validation/)")
 
 
+class EnsembleMember(BaseModel):
+    """One member of a seed ensemble: the eval it averages, the run that eval scored and what that run cost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    eval_dir: str
+    run_dir: str | None = Field(None, description="the eval's parent run (None when it was not a run directory)")
+    model: str | None = None
+    seed: int | None = Field(None, description="the training seed the run recorded")
+    predictions_sha256: str
+    train_minutes: float | None = Field(None, description="wall-clock training minutes the run recorded")
+    train_minutes_from: str | None = Field(None, description="where train_minutes was read")
+    eval_seconds: float | None = Field(None, description="the member's scoring time of this split (eval speed)")
+
+
+class EnsembleCost(BaseModel):
+    """What an ensemble costs: every member's training, and every member's forward passes at inference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train_minutes: float | None = Field(description="sum of the members' training minutes; None unless every "
+                                                    "member's run recorded them")
+    forward_passes_per_text: int = Field(description="each text is scored by every member: N model passes")
+    eval_seconds: float | None = Field(None, description="sum of the members' scoring seconds on this split")
+    note: str = ""
+
+
+class EnsembleManifest(EvalManifest):
+    """``fintune ensemble``: the mean of several classification evals' calibrated probabilities on one split.
+
+    It is an eval directory (predictions.jsonl, metrics.json) too, so whatever reads an eval reads it.
+    """
+
+    stages: ClassVar[tuple[str, ...]] = ("ensemble",)
+    members: list[EnsembleMember] = Field(min_length=2)
+    cost: EnsembleCost
+    labels: list[str]
+
+
 class AnalyzeManifest(RunManifest):
     """``fintune analyze --file``: predictions of a run on unlabelled texts."""
 
@@ -293,10 +332,11 @@ class DemoManifest(RunManifest):
     summary: dict[str, Any] = Field(default_factory=dict)
 
 
-MANIFEST_TYPES: tuple[type[RunManifest], ...] = (DataManifest, TrainManifest, EvalManifest, AnalyzeManifest,
-                                                 BacktestManifest, WalkForwardManifest, SynthManifest,
-                                                 CollectManifest, DemoManifest)
-Expected = Literal["data", "train", "eval", "analyze", "backtest", "walkforward", "synth", "collect", "demo"]
+MANIFEST_TYPES: tuple[type[RunManifest], ...] = (DataManifest, TrainManifest, EvalManifest, EnsembleManifest,
+                                                 AnalyzeManifest, BacktestManifest, WalkForwardManifest,
+                                                 SynthManifest, CollectManifest, DemoManifest)
+Expected = Literal["data", "train", "eval", "ensemble", "analyze", "backtest", "walkforward", "synth", "collect",
+                   "demo"]
 
 
 def manifest_type(stage: str) -> type[RunManifest]:
@@ -342,8 +382,8 @@ def read_run(path: str | Path, expect: Expected | None = None) -> RunManifest:
         raise FintuneError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     manifest = parse_manifest(raw, str(file))
     if expect is not None:
-        want = {"data": DataManifest, "train": TrainManifest, "eval": EvalManifest, "analyze": AnalyzeManifest,
-                "backtest": BacktestManifest, "walkforward": WalkForwardManifest, "synth": SynthManifest,
+        want = {"data": DataManifest, "train": TrainManifest, "eval": EvalManifest, "ensemble": EnsembleManifest,
+                "analyze": AnalyzeManifest, "backtest": BacktestManifest, "walkforward": WalkForwardManifest, "synth": SynthManifest,
                 "collect": CollectManifest, "demo": DemoManifest}[expect]
         if not isinstance(manifest, want):
             raise FintuneError(f"{file}: a '{manifest.stage}' directory, not a {expect} run",
@@ -362,3 +402,24 @@ def find_run(directory: str | Path) -> RunManifest | None:
     if not isinstance(raw, dict) or "stage" not in raw:
         return None
     return parse_manifest(raw, str(file))
+
+
+def recorded_path(value: str | Path | None, manifest_dir: str | Path) -> Path | None:
+    """Where a path a manifest recorded (``parent_run``, an eval's ``data``) is now; None when it is not found.
+
+    Stages record paths as the user gave them, often relative to the directory the command ran in. Tried in order:
+    the path as given (absolute, or relative to the current directory), then relative to each directory above
+    ``manifest_dir`` (``runs/x-eval`` recorded ``runs/x`` when run from the project root). The first existing one
+    wins.
+    """
+    if value is None or str(value) == "":
+        return None
+    given = Path(value)
+    if given.exists():
+        return given
+    if given.is_absolute():
+        return None
+    for base in Path(manifest_dir).resolve().parents:
+        if (base / given).exists():
+            return base / given
+    return None

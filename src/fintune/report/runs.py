@@ -18,7 +18,7 @@ from fintune.run import RunManifest, parse_manifest
 
 KINDS = ("synth", "data", "train", "eval", "analyze", "signals", "backtest", "references")
 _STAGE_KIND = {"synth": "synth", "data": "data", "train": "train", "pretrain": "train", "eval": "eval",
-               "analyze": "analyze", "signals": "signals", "backtest": "backtest", "references": "references"}
+               "ensemble": "eval", "analyze": "analyze", "signals": "signals", "backtest": "backtest", "references": "references"}
 # "signals" (the demo's backtest input, derived from an eval) has no section of its own: it is listed with the
 # runs and its manifest is shown, so the backtest's lineage stays visible.
 _REQUIRED = {"data": ("train.parquet",), "eval": ("metrics.json", "predictions.jsonl"),
