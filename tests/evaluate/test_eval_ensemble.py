@@ -19,6 +19,7 @@ from fintune.evaluate import EvalData, compute_metrics, write_eval_outputs
 from fintune.evaluate.ensemble import run_ensemble
 from fintune.predict.rows import predictions_from_scores
 from fintune.records import iter_jsonl, read_predictions
+from fintune.report.runs import classify
 from fintune.run import EnsembleManifest, EvalManifest, TaskSpec, read_run
 
 LABELS = ("negative", "neutral", "positive")
@@ -92,6 +93,7 @@ def test_the_mean_of_calibrated_probabilities_on_hand_computed_numbers(tmp_path)
     assert manifest.cost.train_minutes == 25.0 and manifest.cost.forward_passes_per_text == 2
     assert manifest.cost.eval_seconds == 4.0
     assert json.loads((out / "calibration.json").read_text())["temperature"] == 1.0
+    assert classify(out).kind == "eval"  # `fintune report` shows it with the evals
 
 
 def test_two_copies_of_one_eval_have_that_evals_metrics(tmp_path):

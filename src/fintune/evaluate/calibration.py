@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fintune.errors import FintuneError
+from fintune.predict.rows import softmax_rows
 
 
 def _bin_index(conf: Any, n_bins: int) -> Any:
@@ -84,8 +85,6 @@ def fit_temperature(logits: Any, gold_idx: Any, bounds: tuple[float, float] = (0
     """The temperature minimising validation NLL of ``softmax(logits / T)`` (bounded 1-D search on log T)."""
     import numpy as np
     from scipy.optimize import minimize_scalar
-
-    from fintune.predict import softmax_rows
 
     z = np.asarray(logits, dtype=np.float64)
     if len(z) == 0:
@@ -179,8 +178,6 @@ def choose_temperature(logits: Any, gold_idx: Any,
         min_validation: fewest rows to consider scaling at all.
     """
     import numpy as np
-
-    from fintune.predict import softmax_rows
 
     z = np.asarray(logits, dtype=np.float64)
     gold = np.asarray(gold_idx)

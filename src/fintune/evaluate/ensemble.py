@@ -29,7 +29,6 @@ from fintune.records import INVALID, Prediction, iter_jsonl, record_from_dict
 from fintune.run import (
     SCORABLE_FORMATS,
     EnsembleCost,
-    EnsembleManifest,
     EnsembleMember,
     EvalManifest,
     TrainManifest,
