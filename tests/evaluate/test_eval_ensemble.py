@@ -63,7 +63,7 @@ GOLD3 = ["negative", "positive", "negative"]
 def test_the_mean_of_calibrated_probabilities_on_hand_computed_numbers(tmp_path):
     # member a's probabilities come from log-probs scaled by T=2: the ensemble must average the calibrated ones
     a = _eval_dir(tmp_path, "a", P_A, GOLD3, temperature=2.0, run=_train_run(tmp_path, "run-a", 1,
-                                                                             training={"train_runtime": 600.0}))
+                                                                             training={"train_runtime_s": 600.0}))
     b = _eval_dir(tmp_path, "b", P_B, GOLD3, run=_train_run(tmp_path, "run-b", 2, runtime_s=900.0))
     out = tmp_path / "ens"
     metrics = run_ensemble([a, b], out, bootstrap_samples=20)
@@ -88,7 +88,7 @@ def test_the_mean_of_calibrated_probabilities_on_hand_computed_numbers(tmp_path)
     assert isinstance(manifest, EnsembleManifest) and isinstance(read_run(out, "eval"), EvalManifest)
     assert [m.seed for m in manifest.members] == [1, 2]
     assert [m.train_minutes for m in manifest.members] == [10.0, 15.0]
-    assert "training.train_runtime" in manifest.members[0].train_minutes_from
+    assert "training.train_runtime_s" in manifest.members[0].train_minutes_from
     assert "metrics.jsonl" in manifest.members[1].train_minutes_from
     assert manifest.cost.train_minutes == 25.0 and manifest.cost.forward_passes_per_text == 2
     assert manifest.cost.eval_seconds == 4.0

@@ -157,12 +157,11 @@ def average_predictions(members: Sequence[Member], labels: Sequence[str]) -> lis
 
 
 def _train_minutes(run_dir: Path, manifest: TrainManifest) -> tuple[float | None, str | None]:
-    """Training minutes a run recorded: its manifest's ``training`` summary, else the trainer's final log row."""
-    training = manifest.training or {}
-    for key, scale in (("train_minutes", 1.0), ("train_runtime", 1 / 60)):
-        value = training.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return float(value) * scale, f"{run_dir / 'manifest.json'} training.{key}"
+    """Training minutes a run recorded: its manifest's ``training.train_runtime_s``, else (runs written before it
+    was recorded) the ``train_runtime`` seconds of the trainer's final row in ``metrics.jsonl``."""
+    value = (manifest.training or {}).get("train_runtime_s")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value) / 60, f"{run_dir / 'manifest.json'} training.train_runtime_s"
     log = run_dir / "metrics.jsonl"
     if log.is_file():
         runtime = None
