@@ -13,15 +13,16 @@ import pytest
 from fintune.artifacts import write_manifest
 from fintune.data.prepare import read_prepared
 from fintune.errors import FintuneError
-from fintune.evaluate import EvalData, compute_metrics, write_eval_outputs
+from fintune.evaluate import EvalData, compute_metrics, run_eval, write_eval_outputs
 from fintune.evaluate.agreement import (
     AGREEMENT_BUCKETS,
     agreement_levels,
     eval_by_agreement,
     metrics_by_agreement,
+    phrasebank_by_agreement,
 )
 from fintune.predict.rows import predictions_from_scores
-from fintune.records import Prediction
+from fintune.records import Prediction, read_predictions
 from fintune.run import TaskSpec
 
 LABELS = ("negative", "neutral", "positive")
@@ -73,8 +74,8 @@ def test_metrics_by_agreement_per_bucket_on_hand_counts():
 
 
 @pytest.fixture
-def fpb_eval(tmp_path):
-    """A release, `fintune data` on it, and an eval directory of that prepared test split (the eval writer's)."""
+def fpb_prepared(tmp_path):
+    """A fake release and `fintune data` on it."""
     from fintune.data.prepare import prepare_data
     from fintune.recipe import validate_recipe_dict
 
@@ -84,7 +85,13 @@ def fpb_eval(tmp_path):
             "task": "sentiment", "format": "label", "template": "chatml",
             "sources": [{"name": "phrasebank", "path": str(release), "agreement": "50"}],
             "split": {"method": "stratified", "test_size": 0.5, "val_size": 0.0, "seed": 0}}})
-    prep = prepare_data(recipe, tmp_path / "prep")
+    return release, prepare_data(recipe, tmp_path / "prep")
+
+
+@pytest.fixture
+def fpb_eval(tmp_path, fpb_prepared):
+    """An eval directory of the prepared test split (written by the eval writer)."""
+    release, prep = fpb_prepared
     rows = read_prepared(prep)["test"]
     # the model is right on every sentence but the second one of each bucket it sees
     seen: dict[str, int] = {}
@@ -152,3 +159,24 @@ def test_the_benchmark_script_prints_tables_and_a_final_json_line(fpb_eval, caps
     final = json.loads(out[-1])
     assert final["evals"][str(ev)]["n"] == len(rows)
     assert bench.main(["--eval", str(ev), "--data", str(release / "nope")]) == 2
+
+
+def test_fintune_eval_adds_the_breakdown_for_phrasebank_data(fpb_prepared, tmp_path):
+    release, prep = fpb_prepared
+    metrics = run_eval(None, prep, tmp_path / "maj", baseline="majority", bootstrap_samples=10)
+    got = metrics["by_agreement"]
+    assert got["folder"] == str(release)
+    n_test = len(read_prepared(prep)["test"])
+    assert sum(got["buckets"][b]["n"] for b in AGREEMENT_BUCKETS) == n_test == metrics["n"]
+    # the same numbers as the benchmark script's path from the written eval directory
+    again = eval_by_agreement(tmp_path / "maj", release, bootstrap_samples=10)
+    for bucket in AGREEMENT_BUCKETS:
+        assert again["buckets"][bucket] == got["buckets"][bucket], bucket
+    # the release moved away: the eval still succeeds and says why there is no breakdown
+    release.rename(tmp_path / "moved")
+    moved = run_eval(None, prep, tmp_path / "maj2", baseline="majority", bootstrap_samples=0)
+    assert "not found: no agreement breakdown" in moved["by_agreement"]["note"]
+    # other data: no breakdown at all
+    rows = [{**r, "source": "jsonl"} for r in read_prepared(prep)["test"]]
+    assert phrasebank_by_agreement(read_predictions(tmp_path / "maj" / "predictions.jsonl"), rows, prep,
+                                   list(LABELS)) is None

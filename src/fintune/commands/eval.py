@@ -87,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
     if "forecast" in metrics:
         fc = metrics["forecast"]
         head.update(direction_accuracy=fc["direction_accuracy"], parse_rate=fc["parse_rate"])
+    agreement = (metrics.get("by_agreement") or {}).get("buckets")
+    if agreement:
+        head["f1_weighted_by_agreement"] = {b: round(m["f1_weighted"], 4) for b, m in agreement.items() if m["n"]}
+    elif (metrics.get("by_agreement") or {}).get("note"):
+        head["by_agreement"] = metrics["by_agreement"]["note"]
     if metrics.get("gold") == "no gold":
         head["gold"] = "no gold"
     print(json.dumps(head, indent=2))

@@ -7,7 +7,9 @@ atomically: ``predictions.jsonl``, ``metrics.json``, ``calibration.json`` (score
 an already loaded model, for tests and the benchmark.
 
 Submodules: ``metrics`` (classification + bootstrap), ``calibration`` (ECE, temperature), ``forecast``,
-``baselines``, ``compare``, ``plots``. Nothing heavy is imported at module import time.
+``baselines``, ``compare``, ``ensemble`` (seed ensembles of evals), ``agreement`` (Financial PhraseBank metrics per
+annotator-agreement bucket, added to metrics.json when the data is PhraseBank), ``plots``. Nothing heavy is imported
+at module import time.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from fintune.artifacts import (
 from fintune.data.prepare import prepare_data, read_prepared
 from fintune.errors import FintuneError
 from fintune.evaluate import plots
+from fintune.evaluate.agreement import phrasebank_by_agreement
 from fintune.evaluate.baselines import majority_predictions, tfidf_predictions
 from fintune.evaluate.calibration import calibration_metrics, choose_temperature
 from fintune.evaluate.forecast import (
@@ -388,6 +391,12 @@ def run_eval(run_or_model: str | None, data: str | Path, out: str | Path, mode: 
             preds, metrics = evaluate_predictor(predictor, ev, val["split"], val["mode"], val["temperature_scaling"],
                                                 val["bootstrap_samples"], seed, progress, limit,
                                                 info.temperature if info is not None and baseline is None else None)
+        if metrics.get("classification"):  # Financial PhraseBank: the metrics per annotator-agreement bucket
+            rows = _split_rows(ev, val["split"], limit)
+            by_agreement = phrasebank_by_agreement(preds, rows, ev.source, list(ev.labels or []),
+                                                   val["bootstrap_samples"], seed)
+            if by_agreement is not None:
+                metrics["by_agreement"] = by_agreement
         metrics["model"] = model_name
         metrics["data"] = ev.source
         metrics["settings"] = settings

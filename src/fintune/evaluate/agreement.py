@@ -93,6 +93,36 @@ def metrics_by_agreement(preds: Sequence[Prediction], buckets: Sequence[str], la
     return out
 
 
+def phrasebank_by_agreement(preds: Sequence[Prediction], rows: Sequence[Mapping[str, Any]], prepared: str | Path,
+                            labels: Sequence[str], bootstrap_samples: int = 1000,
+                            seed: int = 0) -> dict[str, Any] | None:
+    """What ``fintune eval`` adds to metrics.json for Financial PhraseBank data: metrics per agreement bucket.
+
+    None unless every row of the scored split is a 50Agree PhraseBank sentence (``source: phrasebank``,
+    ``extra.agreement: "50"``) with gold. The release folder is the one the prepared data's manifest recorded;
+    when it cannot be found or read, the result says why under ``note`` instead of failing the eval.
+    """
+    if not rows or not preds or not all(p.gold for p in preds):
+        return None
+    if any(r.get("source") != "phrasebank" or str((r.get("extra") or {}).get("agreement")) != "50" for r in rows):
+        return None
+    sources = [s for s in read_run(prepared, "data").sources if s.name == "phrasebank"]
+    if len(sources) != 1 or not sources[0].path:
+        return {"note": "no single phrasebank source in the prepared data's manifest: no agreement breakdown"}
+    folder = recorded_path(sources[0].path, prepared)
+    if folder is None:
+        return {"note": f"phrasebank folder {sources[0].path} (recorded by `fintune data`) not found: "
+                        "no agreement breakdown"}
+    folder = folder.parent if folder.is_file() else folder
+    try:
+        levels = agreement_levels(folder, labels)
+        buckets = assign_buckets(preds, {str(r["id"]): str(r["text"]) for r in rows}, levels,
+                                 f"{prepared} ({folder})")
+    except FintuneError as exc:
+        return {"note": f"no agreement breakdown: {exc.one_line()}"}
+    return {"folder": str(folder), "buckets": metrics_by_agreement(preds, buckets, labels, bootstrap_samples, seed)}
+
+
 def _prepared_dir(eval_dir: Path) -> Path | None:
     """The prepared data directory an eval scored (its metrics' / manifest's ``data``), when it still exists."""
     candidates: list[Any] = []
