@@ -183,6 +183,14 @@ def test_output_guard(tmp_path, no_plots):
     assert not (out / "keep.txt").exists() and (out / "predictions.jsonl").exists()
     with pytest.raises(FintuneError, match="at least two"):
         run_ensemble([a], tmp_path / "one")
+    # a training run evaluated into RUN/eval is read through its eval/ subdirectory (and is an input too)
+    run = tmp_path / "run"
+    run.mkdir()
+    a.rename(run / "eval")
+    run_ensemble([run, b], tmp_path / "from-run", bootstrap_samples=0)
+    assert read_run(tmp_path / "from-run", "ensemble").members[0].eval_dir == str(run / "eval")
+    with pytest.raises(FintuneError, match="is the input"):
+        run_ensemble([run, b], run / "eval", bootstrap_samples=0, overwrite=True)
 
 
 def test_cli_exit_codes(tmp_path, capsys):

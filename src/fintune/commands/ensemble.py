@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "plots and manifest.json (members, their runs, training minutes and inference "
                                    "cost) to --out, with each member's metrics and the paired-bootstrap "
                                    "difference against the best member.")
-    p.add_argument("eval_dirs", nargs="+", metavar="EVAL_DIR", help="`fintune eval` output directories")
+    p.add_argument("eval_dirs", nargs="+", metavar="EVAL_DIR",
+                   help="`fintune eval` output directories (or runs evaluated into RUN/eval)")
     p.add_argument("--out", required=True, help="output directory (written atomically)")
     p.add_argument("--bootstrap-samples", type=non_negative_int, default=None,
                    help="resamples for 95%% intervals (0 = off); default: what the first eval used")

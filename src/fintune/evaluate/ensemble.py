@@ -72,6 +72,14 @@ def _read_predictions(path: Path) -> tuple[list[Prediction], dict[str, int]]:
     return preds, lines
 
 
+def eval_dir_of(path: str | Path) -> Path:
+    """``path`` itself, or ``path/eval`` for a training run evaluated into its own ``eval/`` subdirectory."""
+    path = Path(path)
+    if not (path / "predictions.jsonl").exists() and (path / "eval" / "predictions.jsonl").is_file():
+        return path / "eval"
+    return path
+
+
 def load_member(path: str | Path) -> Member:
     """Read one classification eval directory; a one-line error names what makes it unfit for averaging."""
     path = Path(path)
@@ -251,7 +259,8 @@ def run_ensemble(eval_dirs: Sequence[str | Path], out: str | Path, bootstrap_sam
     """``fintune ensemble``: average the calibrated probabilities of classification evals of one split.
 
     Args:
-        eval_dirs: two or more ``fintune eval`` output directories (score mode, same split, same label set).
+        eval_dirs: two or more ``fintune eval`` output directories (score mode, same split, same label set), or
+            run directories evaluated into ``RUN/eval``.
         out: output directory (written atomically: predictions.jsonl, metrics.json, calibration.json, plots,
             manifest.json); a non-empty one only with ``overwrite``, never one of the eval directories.
         bootstrap_samples, seed: for the intervals; ``None`` = what the first member's eval used.
@@ -261,7 +270,7 @@ def run_ensemble(eval_dirs: Sequence[str | Path], out: str | Path, bootstrap_sam
     """
     if len(eval_dirs) < 2:
         raise FintuneError("ensemble: give at least two eval directories", "an ensemble of one is that eval")
-    inputs = [Path(d) for d in eval_dirs]
+    inputs = [eval_dir_of(d) for d in eval_dirs]
     check_output_dir(out, overwrite, inputs=inputs)
     members = [load_member(d) for d in inputs]
     check_members(members)
