@@ -22,31 +22,16 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine_rate import gemm_gflops
+
 TARGETS = {"full": 600.0, "quick": 180.0}
 NOISE = re.compile(r"Warning|warn\(|\{'loss'|gemm_4bit|pip install kernels|Traceback", re.IGNORECASE)
-
-
-def gemm_gflops(n: int = 512, repeats: int = 7) -> float:
-    """Median bf16 ``n x n`` matmul rate in GFLOP/s on this process's torch threads."""
-    import torch
-
-    a = torch.randn(n, n, dtype=torch.bfloat16)
-    b = torch.randn(n, n, dtype=torch.bfloat16)
-    torch.matmul(a, b)  # warm-up
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(4):
-            torch.matmul(a, b)
-        rates.append(4 * 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
-    return statistics.median(rates)
 
 
 def fresh_clone(root: Path) -> tuple[Path, dict[str, str]]:

@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from machine_rate import gemm_gflops
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes" / "smollm2-135m"
@@ -55,23 +56,6 @@ VARIANTS: dict[str, tuple[str, list[str], bool, str]] = {
 def variant_dir(out: Path, name: str, seed: int) -> Path:
     """Where a variant's run and eval live: ``OUT/NAME`` for seed 42 (the recipes' seed), else ``OUT/NAME-sSEED``."""
     return out / (name if seed == 42 else f"{name}-s{seed}")
-
-
-def gemm_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
-    """Median bf16 ``n x n`` matmul rate (GFLOP/s) on ``threads`` torch threads."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a = torch.randn(n, n, dtype=torch.bfloat16)
-    b = torch.randn(n, n, dtype=torch.bfloat16)
-    torch.matmul(a, b)
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(4):
-            torch.matmul(a, b)
-        rates.append(4 * 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
-    return statistics.median(rates)
 
 
 def run_variant(name: str, out: Path, minutes: float, seed: int, threads: int, epochs: float) -> dict[str, Any]:
@@ -125,9 +109,9 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "src"))
     from fintune.evaluate.compare import load_run, paired_bootstrap
 
-    gemm_before = gemm_gflops(args.threads)
+    gemm_before = gemm_gflops(n=1024, repeats=5, threads=args.threads)
     rows = [run_variant(v, args.out, args.minutes, args.seed, args.threads, args.epochs) for v in names]
-    gemm_after = gemm_gflops(args.threads)
+    gemm_after = gemm_gflops(n=1024, repeats=5, threads=args.threads)
     for row in rows:
         reference = VARIANTS[row["variant"]][3]
         ref_eval = variant_dir(args.out, reference, args.seed) / "eval"
