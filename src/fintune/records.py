@@ -226,6 +226,12 @@ def read_predictions(path: str | Path) -> list[Prediction]:
 
 
 def _read_records(cls: type, path: str | Path) -> list[Any]:
+    return read_records_with_lines(cls, path)[0]
+
+
+def read_records_with_lines(cls: type, path: str | Path) -> tuple[list[Any], dict[str, int]]:
+    """Records of a JSONL file and the line each id is on (a duplicate id is an error naming both lines; an empty
+    file is an error)."""
     out, seen = [], {}
     for lineno, row in iter_jsonl(path):
         rec = record_from_dict(cls, row, f"{path}:{lineno}")
@@ -235,4 +241,16 @@ def _read_records(cls: type, path: str | Path) -> list[Any]:
         out.append(rec)
     if not out:
         raise FintuneError(f"{path}: no records", "the file is empty")
-    return out
+    return out, seen
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """A JSON file that must hold one object (``metrics.json``), with one-line errors naming the file."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FintuneError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise FintuneError(f"{path}: expected a JSON object")
+    return value

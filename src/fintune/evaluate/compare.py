@@ -8,7 +8,6 @@ resampling the same examples for both runs (paired bootstrap), so a delta whose 
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from fintune.artifacts import (
 from fintune.errors import FintuneError
 from fintune.evaluate import plots as P
 from fintune.evaluate.compare_forecast import forecast_comparison, is_forecaster, render_forecast_markdown
-from fintune.records import INVALID, iter_jsonl, read_predictions
+from fintune.records import INVALID, iter_jsonl, read_json_object, read_predictions
 from fintune.run import read_run
 
 
@@ -64,13 +63,7 @@ def load_run(path: str | Path) -> RunResult:
     if not run_path.is_dir():
         raise FintuneError(f"{run_path}: not a directory", "give eval output or run directories")
     ev = _eval_dir(run_path)
-    mpath = ev / "metrics.json"
-    try:
-        metrics = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FintuneError(f"{mpath}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-    if not isinstance(metrics, dict):
-        raise FintuneError(f"{mpath}: expected a JSON object")
+    metrics = read_json_object(ev / "metrics.json")
     preds = read_predictions(ev / "predictions.jsonl")
     return RunResult(name=run_path.name, path=run_path, metrics=metrics, predictions=preds,
                      train_log=_train_log(ev, run_path))

@@ -25,7 +25,13 @@ from fintune.artifacts import atomic_output_dir, check_output_dir, sha256_file, 
 from fintune.errors import FintuneError
 from fintune.evaluate import EvalData, compute_metrics, write_eval_outputs
 from fintune.evaluate.compare import RunResult, paired_bootstrap
-from fintune.records import INVALID, Prediction, iter_jsonl, record_from_dict
+from fintune.records import (
+    INVALID,
+    Prediction,
+    iter_jsonl,
+    read_json_object,
+    read_records_with_lines,
+)
 from fintune.run import (
     SCORABLE_FORMATS,
     EnsembleCost,
@@ -58,20 +64,6 @@ class Member:
         return self.path / "predictions.jsonl"
 
 
-def _read_predictions(path: Path) -> tuple[list[Prediction], dict[str, int]]:
-    """Predictions of one file with the line of each id (duplicate ids are an error naming both lines)."""
-    preds, lines = [], {}
-    for lineno, row in iter_jsonl(path):
-        pred = record_from_dict(Prediction, row, f"{path}:{lineno}")
-        if pred.id in lines:
-            raise FintuneError(f"{path}:{lineno}: duplicate id '{pred.id}' (first on line {lines[pred.id]})")
-        lines[pred.id] = lineno
-        preds.append(pred)
-    if not preds:
-        raise FintuneError(f"{path}: no predictions", "the file is empty")
-    return preds, lines
-
-
 def eval_dir_of(path: str | Path) -> Path:
     """``path`` itself, or ``path/eval`` for a training run evaluated into its own ``eval/`` subdirectory."""
     path = Path(path)
@@ -90,12 +82,7 @@ def load_member(path: str | Path) -> Member:
     mfile = path / "metrics.json"
     if not mfile.is_file():
         raise FintuneError(f"{mfile}: not found", "run `fintune eval` into this directory first")
-    try:
-        metrics = json.loads(mfile.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FintuneError(f"{mfile}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-    if not isinstance(metrics, dict):
-        raise FintuneError(f"{mfile}: expected a JSON object")
+    metrics = read_json_object(mfile)
     fmt = metrics.get("format") or manifest.spec.format
     if fmt not in SCORABLE_FORMATS or "forecast" in metrics:
         raise FintuneError(f"{mfile}: field 'format' is '{fmt}', not a classification eval",
@@ -106,7 +93,7 @@ def load_member(path: str | Path) -> Member:
     labels = metrics.get("labels")
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
         raise FintuneError(f"{mfile}: field 'labels' is missing or empty")
-    preds, lines = _read_predictions(path / "predictions.jsonl")
+    preds, lines = read_records_with_lines(Prediction, path / "predictions.jsonl")
     for p in preds:
         if set(p.probabilities) != set(labels):
             raise FintuneError(f"{path / 'predictions.jsonl'}:{lines[p.id]}: id '{p.id}' field 'probabilities' has "
