@@ -37,17 +37,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def read_split(data: Path, split: str) -> list[dict[str, Any]]:
-    """Rows (id, prompt, label) of one prepared split; a row without a label is an error naming the file and row."""
-    import pyarrow.parquet as pq
-
+def labelled_splits(data: Path) -> dict[str, list[dict[str, Any]]]:
+    """The prepared splits (:func:`fintune.data.prepare.read_prepared`); an unlabelled row is an error naming it."""
+    from fintune.data.prepare import read_prepared
     from fintune.errors import FintuneError
 
-    rows = pq.read_table(data / f"{split}.parquet", columns=["id", "prompt", "label"]).to_pylist()
-    for i, row in enumerate(rows, 1):
-        if not row["label"] or row["label"] == "None":
-            raise FintuneError(f"{data / (split + '.parquet')}: row {i} ('{row['id']}'): no label")
-    return rows
+    splits = read_prepared(data)
+    for split in ("train", "validation", "test"):
+        for i, row in enumerate(splits[split], 1):
+            if not row["label"] or row["label"] == "None":
+                raise FintuneError(f"{data / (split + '.parquet')}: row {i} ('{row['id']}'): no label")
+    return splits
 
 
 def encode(tokenizer: Any, rows: list[dict[str, Any]], labels: list[str], max_len: int) -> list[dict[str, Any]]:
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from transformers.utils import logging as hf_logging
 
+    from fintune.artifacts import atomic_write_json
     from fintune.errors import FintuneError
     from fintune.evaluate.calibration import calibration_metrics, choose_temperature
     from fintune.evaluate.compare import load_run, paired_bootstrap
@@ -122,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = [x.strip() for x in args.labels.split(",")]
     path = resolve_model(args.model)
     tokenizer = load_tokenizer(path)
-    splits = {s: read_split(args.data, s) for s in ("train", "validation", "test")}
-    encoded = {s: encode(tokenizer, rows, labels, args.max_seq_length) for s, rows in splits.items()}
+    splits = labelled_splits(args.data)
+    encoded = {s: encode(tokenizer, splits[s], labels, args.max_seq_length) for s in ("train", "validation", "test")}
     gemm_before = gemm_gflops(n=1024, repeats=5, threads=args.threads)
 
     torch.manual_seed(args.seed)
@@ -177,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                "f1_weighted": cls["f1_weighted"], "f1_macro": cls["f1_macro"], "mcc": cls["mcc"], "invalid_rate": 0.0,
                "calibration": calib, "model": f"{args.model} + LoRA + 3-way head", "data": str(args.data)}
     write_jsonl(args.out / "predictions.jsonl", predictions)
-    tmp = args.out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2, allow_nan=False))
-    tmp.replace(args.out / "metrics.json")
+    atomic_write_json(args.out / "metrics.json", metrics)
 
     row: dict[str, Any] = {
         "steps": result.global_step, "train_loss": result.training_loss, "train_s": round(train_s, 1),

@@ -244,13 +244,14 @@ def read_records_with_lines(cls: type, path: str | Path) -> tuple[list[Any], dic
     return out, seen
 
 
-def read_json_object(path: str | Path) -> dict[str, Any]:
-    """A JSON file that must hold one object (``metrics.json``), with one-line errors naming the file."""
+def read_json_object(path: str | Path, expected: str = "a JSON object") -> dict[str, Any]:
+    """A JSON file that must hold one object (``metrics.json``), with one-line errors naming the file;
+    ``expected`` says what the object should be in the error."""
     path = Path(path)
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise FintuneError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(value, dict):
-        raise FintuneError(f"{path}: expected a JSON object")
+        raise FintuneError(f"{path}: expected {expected}")
     return value

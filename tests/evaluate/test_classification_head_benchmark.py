@@ -23,8 +23,10 @@ def _split(path: Path, name: str, n: int) -> None:
     rows = []
     for i in range(n):
         label = LABELS[i % 3]
-        rows.append({"id": f"{name}-{i}", "label": label,
-                     "prompt": f"<|im_start|>user\nSentiment? {WORDS[label]} {i}<|im_end|>\n<|im_start|>assistant\n"})
+        text = f"{WORDS[label]} {i}"
+        rows.append({"id": f"{name}-{i}", "text": text, "label": label, "date": None, "ticker": None, "source": "t",
+                     "extra": "{}", "messages": "[]", "completion": f"{label}<|im_end|>\n",
+                     "prompt": f"<|im_start|>user\nSentiment? {text}<|im_end|>\n<|im_start|>assistant\n"})
     pq.write_table(pa.Table.from_pylist(rows), path / f"{name}.parquet")
 
 
@@ -38,6 +40,7 @@ def test_head_trains_scores_and_writes_an_eval_directory(tmp_path):
     model = make_tiny_model_dir(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
+    (data / "manifest.json").write_text("{}")  # read_prepared's marker of a prepared directory
     for name, n in (("train", 24), ("validation", 9), ("test", 12)):
         _split(data, name, n)
     out = tmp_path / "head"

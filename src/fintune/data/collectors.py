@@ -34,7 +34,7 @@ from fintune.artifacts import atomic_output_dir, atomic_write_json, check_output
 from fintune.errors import FintuneError
 from fintune.http_retry import send_with_retries
 from fintune.prices import fetch_yfinance
-from fintune.records import Example, write_jsonl
+from fintune.records import Example, read_json_object, write_jsonl
 from fintune.redact import redact
 
 API_KEY_ENV = "FINNHUB_API_KEY"
@@ -236,12 +236,7 @@ def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
     import csv
 
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise FintuneError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(data, dict):
-            raise FintuneError(f"{path}: expected a JSON object ticker -> profile")
+        data = read_json_object(path, "a JSON object ticker -> profile")
         return {str(k).upper(): v for k, v in data.items()}
     out = {}
     with path.open(encoding="utf-8", newline="") as fh:
